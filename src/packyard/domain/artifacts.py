@@ -31,10 +31,13 @@ class ArtifactFormat(StrEnum):
 
 
 class ArtifactStatus(StrEnum):
-    """Lifecycle status independent of the stages reached."""
+    """Lifecycle status independent of the stages reached.
+
+    A hold is separate (``held`` flag on the artifact): a held artifact keeps its status and
+    stages but cannot be promoted until released.
+    """
 
     ACTIVE = "active"
-    HELD = "held"
     FAILED = "failed"
     DEPRECATED = "deprecated"
 

@@ -37,6 +37,9 @@ class PackyardError(Exception):
     """Base of every domain error: a stable code, a message and a hint."""
 
     code: str = "error"
+    #: Set by services that recorded the refusal in the audit log: the transaction boundary
+    #: then commits (keeping that record) before the error propagates.
+    keep_transaction: bool = False
 
     def __init__(
         self,

@@ -1,1 +1,1 @@
-"""cli/commands."""
+"""One module per noun; each exposes ``register(app)``."""

@@ -1,0 +1,76 @@
+"""The one place domain errors become HTTP responses.
+
+Body shape for every error: ``{"error": {"code", "message", "hint", "details"}}``. The codes
+are documented in docs/api.md; clients branch on ``code``, people read ``message``/``hint``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from packyard.domain import errors as e
+
+__all__ = ["STATUS_BY_CODE", "error_body", "install_error_handlers"]
+
+STATUS_BY_CODE: dict[type[e.PackyardError], int] = {
+    e.InvalidRequest: 400,
+    e.UnknownStage: 400,
+    e.NotAuthenticated: 401,
+    e.NotAuthorized: 403,
+    e.NotFound: 404,
+    e.ArtifactConflict: 409,
+    e.StageRequired: 409,
+    e.ArtifactFailed: 409,
+    e.ArtifactDeprecated: 409,
+    e.ArtifactHeld: 409,
+    e.ChangeControlRejected: 409,
+    e.UploadTooLarge: 413,
+    e.InvalidArtifact: 422,
+    e.UnsafeArchive: 422,
+    e.ChangeControlRequired: 422,
+    e.ChangeControlUnavailable: 503,
+    e.ConfigError: 500,
+}
+
+
+def status_for(exc: e.PackyardError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_CODE:
+            return STATUS_BY_CODE[cls]  # type: ignore[index]
+    return 400
+
+
+def error_body(code: str, message: str, hint: str | None = None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "hint": hint, "details": details or {}}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(e.PackyardError)
+    async def _domain(_request: Request, exc: e.PackyardError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.NotAuthenticated) else None
+        return JSONResponse(error_body(exc.code, exc.message, exc.hint, exc.details),
+                            status_code=status_for(exc), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p not in ('body', 'query'))}: {err.get('msg')}"
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            error_body("invalid_request", "; ".join(problems) or "invalid request",
+                       "check the parameters against /api/docs"),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))

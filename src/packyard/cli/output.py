@@ -1,0 +1,57 @@
+"""Printing for the CLI: tables and records with Rich, JSON for scripts, errors to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from packyard.cli.client import CliError
+from packyard.cli.exit_codes import exit_code_for
+
+__all__ = ["console", "err_console", "fail", "human_size", "print_json", "print_table", "short"]
+
+# Pipes and CI logs get a wide console so tables are not folded into unreadable columns.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(error: CliError) -> NoReturn:
+    err_console.print(f"[bold red]Error:[/] {error.message}")
+    if error.hint:
+        err_console.print(f"  [yellow]hint:[/] {error.hint}")
+    if error.code not in ("error", "unreachable", "integrity"):
+        err_console.print(f"  [dim]code: {error.code}[/]")
+    raise typer.Exit(int(exit_code_for(error.code)))
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+
+
+def short(sha: str) -> str:
+    return sha[:12]
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+

@@ -1,0 +1,271 @@
+"""Settings: command-line flags > ``PACKYARD_*`` environment variables > the TOML config file
+(``packyard.toml`` in the data directory, or ``PACKYARD_CONFIG``) > defaults.
+
+Nested settings use ``__`` in environment variables, e.g. ``PACKYARD_UPLOAD__MAX_SIZE=1G``.
+``packyard init`` writes a commented file listing every setting with its default; keep
+``render_default_config`` in step with the models below (a test checks that every field is
+listed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from packyard.domain.auth import Role
+from packyard.domain.errors import ConfigError
+from packyard.domain.pipelines import DEFAULT_PIPELINE, Pipeline, Stage
+
+__all__ = ["Settings", "load_settings", "parse_size", "render_default_config"]
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(value: int | str) -> int:
+    """Parse ``1073741824``, ``"512M"``, ``"10G"`` or ``"10GiB"`` into bytes."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", value, flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not a size: {value!r} (use e.g. 500M or 10G)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+
+
+class StageSettings(BaseModel):
+    name: str
+    requires: list[str] | None = None
+    change_control: bool = False
+    promote_roles: list[Role] = Field(default_factory=lambda: [Role.ADMIN, Role.MAINTAINER])
+
+
+class PipelineSettings(BaseModel):
+    stages: list[StageSettings]
+
+
+class UploadSettings(BaseModel):
+    max_size: int = 10 * 1024**3
+    require_justification: bool = True
+    require_provenance: bool = True
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _size(cls, value: int | str) -> int:
+        return parse_size(value)
+
+
+class RetentionSettings(BaseModel):
+    keep_failed: int = Field(default=5, ge=0)
+    keep_deprecated: int = Field(default=5, ge=0)
+    tmp_max_age_hours: int = Field(default=24, ge=1)
+
+
+class ChangeControlSettings(BaseModel):
+    url: str | None = None
+    token: SecretStr | None = None
+    approved_field: str = "approved"
+    timeout: float = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value and "{id}" not in value:
+            raise ValueError("change_control.url must contain {id}, e.g. https://tickets/api/changes/{id}")
+        return value or None
+
+
+def _default_pipelines() -> dict[str, PipelineSettings]:
+    return {
+        DEFAULT_PIPELINE.name: PipelineSettings(
+            stages=[
+                StageSettings(name=s.name, change_control=s.change_control)
+                for s in DEFAULT_PIPELINE.stages
+            ]
+        )
+    }
+
+
+class Settings(BaseSettings):
+    """Every Packyard setting. See ``render_default_config`` for the documented file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PACKYARD_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Path("packyard-data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = None
+    blob_dir: Path | None = None
+    log_level: str = "info"
+    log_format: str = "json"
+    upload: UploadSettings = Field(default_factory=UploadSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    change_control: ChangeControlSettings = Field(default_factory=ChangeControlSettings)
+    default_pipeline: str = DEFAULT_PIPELINE.name
+    pipelines: dict[str, PipelineSettings] = Field(default_factory=_default_pipelines)
+    package_pipelines: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_pipelines(self) -> Settings:
+        built = self.build_pipelines()
+        if self.default_pipeline not in built:
+            raise ValueError(f"default_pipeline {self.default_pipeline!r} is not defined in [pipelines]")
+        for package, name in self.package_pipelines.items():
+            if name not in built:
+                raise ValueError(f"package_pipelines.{package} names unknown pipeline {name!r}")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'packyard.db'}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+    def build_pipelines(self) -> dict[str, Pipeline]:
+        """Turn the configured pipelines into domain values (validating them)."""
+        out: dict[str, Pipeline] = {}
+        for name, spec in self.pipelines.items():
+            try:
+                out[name] = Pipeline(
+                    name=name,
+                    stages=tuple(
+                        Stage(
+                            name=s.name,
+                            requires=tuple(s.requires) if s.requires is not None else None,
+                            change_control=s.change_control,
+                            promote_roles=frozenset(s.promote_roles),
+                        )
+                        for s in spec.stages
+                    ),
+                )
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _CONFIG_FILE.get("path")
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+# The TOML source's path is only known at load time; load_settings sets it for the
+# duration of one construction (settings are built once per process, so this is not racy).
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(*, config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from flags (``overrides``, None values ignored), env and the config file.
+
+    The config file is ``config_file``, else ``$PACKYARD_CONFIG``, else ``packyard.toml`` in
+    the data directory when it exists.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    path = config_file or (Path(os.environ["PACKYARD_CONFIG"]) if os.environ.get("PACKYARD_CONFIG") else None)
+    if path is None:
+        data_dir = Path(overrides.get("data_dir") or os.environ.get("PACKYARD_DATA_DIR") or "packyard-data")
+        candidate = data_dir / "packyard.toml"
+        path = candidate if candidate.is_file() else None
+    elif not path.is_file():
+        raise ConfigError(f"config file {path} does not exist", hint="run `packyard init` to write one")
+    if path is not None:
+        try:
+            tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}",
+                              hint="fix the line named above") from exc
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: {exc}",
+                          hint=f"check {path or 'your PACKYARD_* environment variables'}") from exc
+    finally:
+        _CONFIG_FILE["path"] = None
+
+
+def render_default_config(*, data_dir: Path) -> str:
+    """The commented configuration file ``packyard init`` writes."""
+    return f'''# Packyard configuration. Every setting is listed with its default.
+# Precedence: command-line flags > PACKYARD_* environment variables > this file > defaults.
+# Nested keys map to env vars with "__", e.g. [upload] max_size -> PACKYARD_UPLOAD__MAX_SIZE.
+
+# Where the database (SQLite), blobs and keys live.
+data_dir = "{data_dir}"
+# Address `packyard serve` listens on.
+host = "127.0.0.1"
+port = 8000
+# SQLAlchemy URL; empty means SQLite in the data dir. At scale:
+# "postgresql+psycopg://packyard:secret@db.example/packyard"
+# database_url = ""
+# Blob store directory; empty means <data_dir>/blobs.
+# blob_dir = ""
+# Logging: level (debug, info, warning, error) and format (json or text).
+log_level = "info"
+log_format = "json"
+# Pipeline used by packages not named in [package_pipelines].
+default_pipeline = "default"
+
+[upload]
+# Largest accepted upload; accepts bytes or K/M/G/T suffixes.
+max_size = "10G"
+# Every upload must say why it exists and where it came from (Packrat's rule).
+require_justification = true
+require_provenance = true
+
+[retention]
+# `packyard gc` keeps the newest N failed and N deprecated artifacts per package.
+keep_failed = 5
+keep_deprecated = 5
+# Unfinished uploads older than this are removed by `packyard gc`.
+tmp_max_age_hours = 24
+
+[change_control]
+# When set, change-control ids are checked with GET <url with {{id}} replaced>; the ticket
+# system must answer 2xx with a JSON object whose `approved_field` is true.
+# url = "https://tickets.example/api/changes/{{id}}"
+# token = ""   # sent as "Authorization: Bearer <token>"; prefer PACKYARD_CHANGE_CONTROL__TOKEN
+approved_field = "approved"
+timeout = 10.0
+
+# Pipelines: ordered stages. `requires` defaults to the previous stage;
+# `change_control = true` asks for a change-control id; `promote_roles` defaults to
+# ["admin", "maintainer"].
+[pipelines.default]
+stages = [
+  {{ name = "new" }},
+  {{ name = "ci" }},
+  {{ name = "dev" }},
+  {{ name = "stage" }},
+  {{ name = "prod", change_control = true }},
+]
+
+# A short pipeline like PkgBot's dev -> prod:
+# [pipelines.short]
+# stages = [{{ name = "dev" }}, {{ name = "prod", change_control = true }}]
+
+[package_pipelines]
+# "notes-app" = "short"
+'''

@@ -1,0 +1,363 @@
+"""All SQL lives here. Repositories read and stage writes; they never commit (the session's
+owner, at the request or job boundary, does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from packyard.domain.audit import GENESIS_HASH, EventRecord, event_hash
+from packyard.storage.db.models import (
+    ApiToken,
+    Artifact,
+    AuditHead,
+    Event,
+    Package,
+    StageEntry,
+    User,
+)
+
+__all__ = [
+    "ArtifactQuery",
+    "ArtifactRepository",
+    "EventQuery",
+    "EventRepository",
+    "PackageRepository",
+    "Repositories",
+    "TokenRepository",
+    "UserRepository",
+]
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def by_name(self, name: str) -> User | None:
+        return self.session.scalar(select(User).where(User.name == name))
+
+    def list(self) -> Sequence[User]:
+        return self.session.scalars(select(User).order_by(User.name)).all()
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count(User.id))) or 0
+
+    def add(self, user: User) -> User:
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, token_id: int) -> ApiToken | None:
+        return self.session.get(ApiToken, token_id)
+
+    def by_hash(self, token_hash: str) -> ApiToken | None:
+        return self.session.scalar(
+            select(ApiToken).options(selectinload(ApiToken.user)).where(ApiToken.token_hash == token_hash)
+        )
+
+    def list(self, *, user_id: int | None = None) -> Sequence[ApiToken]:
+        stmt = select(ApiToken).options(selectinload(ApiToken.user)).order_by(ApiToken.id)
+        if user_id is not None:
+            stmt = stmt.where(ApiToken.user_id == user_id)
+        return self.session.scalars(stmt).all()
+
+    def add(self, token: ApiToken) -> ApiToken:
+        self.session.add(token)
+        self.session.flush()
+        return token
+
+
+class PackageRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_name(self, name: str) -> Package | None:
+        return self.session.scalar(select(Package).where(Package.name == name))
+
+    def get_or_create(self, name: str, *, now: datetime) -> Package:
+        package = self.by_name(name)
+        if package is None:
+            package = Package(name=name, created_at=now)
+            self.session.add(package)
+            self.session.flush()
+        return package
+
+    def list_with_counts(self, *, q: str | None = None) -> list[tuple[Package, int, datetime | None]]:
+        stmt = (
+            select(Package, func.count(Artifact.id), func.max(Artifact.uploaded_at))
+            .outerjoin(Artifact, Artifact.package_id == Package.id)
+            .group_by(Package.id)
+            .order_by(Package.name)
+        )
+        if q:
+            stmt = stmt.where(Package.name.contains(q, autoescape=True))
+        return [(p, n, last) for p, n, last in self.session.execute(stmt).all()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactQuery:
+    """Filters, sort and page for listing artifacts."""
+
+    package: str | None = None
+    stage: str | None = None
+    format: str | None = None
+    arch: str | None = None
+    status: str | None = None  # active, failed, deprecated, held
+    uploader: str | None = None
+    q: str | None = None
+    sort: str = "uploaded_at"
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
+
+
+ARTIFACT_SORT_COLUMNS: dict[str, Any] = {
+    "uploaded_at": Artifact.uploaded_at,
+    "name": Artifact.name,
+    "version": Artifact.version,
+    "format": Artifact.format,
+    "arch": Artifact.arch,
+    "size": Artifact.size,
+    "stage": Artifact.current_stage,
+    "status": Artifact.status,
+    "uploader": Artifact.uploaded_by,
+}
+
+
+class ArtifactRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _base(self) -> Select[tuple[Artifact]]:
+        return select(Artifact).options(selectinload(Artifact.stages), selectinload(Artifact.package))
+
+    def by_sha256(self, sha256: str) -> Artifact | None:
+        return self.session.scalar(self._base().where(Artifact.sha256 == sha256))
+
+    def by_sha256_prefix(self, prefix: str, *, limit: int = 2) -> Sequence[Artifact]:
+        return self.session.scalars(
+            self._base().where(Artifact.sha256.startswith(prefix, autoescape=True)).limit(limit)
+        ).all()
+
+    def by_identity(self, identity: str) -> Artifact | None:
+        return self.session.scalar(self._base().where(Artifact.identity == identity))
+
+    def lock(self, artifact_id: int) -> Artifact:
+        """Re-read an artifact with a row lock (PostgreSQL) so transitions serialise."""
+        artifact = self.session.scalar(
+            select(Artifact).where(Artifact.id == artifact_id).with_for_update().execution_options(
+                populate_existing=True
+            )
+        )
+        assert artifact is not None  # the caller has just read it in this transaction
+        self.session.refresh(artifact, attribute_names=["stages"])
+        return artifact
+
+    def add(self, artifact: Artifact) -> Artifact:
+        self.session.add(artifact)
+        self.session.flush()
+        return artifact
+
+    def add_stage(self, entry: StageEntry) -> None:
+        self.session.add(entry)
+        self.session.flush()
+
+    def remove_stages(self, artifact: Artifact, stages: Sequence[str]) -> None:
+        for entry in [e for e in artifact.stages if e.stage in stages]:
+            artifact.stages.remove(entry)
+        self.session.flush()
+
+    def delete(self, artifact: Artifact) -> None:
+        self.session.delete(artifact)
+        self.session.flush()
+
+    def search(self, query: ArtifactQuery) -> tuple[Sequence[Artifact], int]:
+        conditions = []
+        if query.package:
+            conditions.append(Artifact.package.has(Package.name == query.package))
+        if query.stage:
+            conditions.append(
+                exists().where(and_(StageEntry.artifact_id == Artifact.id, StageEntry.stage == query.stage))
+            )
+        if query.format:
+            conditions.append(Artifact.format == query.format)
+        if query.arch:
+            conditions.append(Artifact.arch == query.arch)
+        if query.status == "held":
+            conditions.append(Artifact.held.is_(True))
+        elif query.status:
+            conditions.append(Artifact.status == query.status)
+        if query.uploader:
+            conditions.append(Artifact.uploaded_by == query.uploader)
+        if query.q:
+            like = f"%{_escape_like(query.q)}%"
+            conditions.append(
+                or_(
+                    Artifact.name.ilike(like, escape="\\"),
+                    Artifact.version.ilike(like, escape="\\"),
+                    Artifact.filename.ilike(like, escape="\\"),
+                    Artifact.sha256.ilike(like, escape="\\"),
+                    Artifact.justification.ilike(like, escape="\\"),
+                    Artifact.provenance.ilike(like, escape="\\"),
+                )
+            )
+        where = and_(*conditions) if conditions else None
+        count_stmt = select(func.count(Artifact.id))
+        stmt = self._base()
+        if where is not None:
+            count_stmt = count_stmt.where(where)
+            stmt = stmt.where(where)
+        column = ARTIFACT_SORT_COLUMNS[query.sort]
+        order = column.desc() if query.descending else column.asc()
+        tiebreak = Artifact.id.desc() if query.descending else Artifact.id.asc()
+        stmt = stmt.order_by(order, tiebreak).offset(query.offset).limit(query.limit)
+        total = self.session.scalar(count_stmt) or 0
+        return self.session.scalars(stmt).all(), total
+
+    def for_package(self, package_id: int) -> Sequence[Artifact]:
+        return self.session.scalars(
+            self._base().where(Artifact.package_id == package_id).order_by(Artifact.uploaded_at.desc())
+        ).all()
+
+    def retired(self, *, status: str) -> Sequence[Artifact]:
+        """Artifacts with ``status``, newest status change first within each package."""
+        return self.session.scalars(
+            self._base()
+            .where(Artifact.status == status)
+            .order_by(Artifact.package_id, Artifact.status_changed_at.desc(), Artifact.id.desc())
+        ).all()
+
+    def all_sha256(self) -> set[str]:
+        return set(self.session.scalars(select(Artifact.sha256)).all())
+
+    def iter_for_scrub(self) -> Iterator[tuple[str, int]]:
+        yield from self.session.execute(select(Artifact.sha256, Artifact.size).order_by(Artifact.id)).tuples()
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count(Artifact.id))) or 0
+
+    def count_by_stage(self) -> dict[str, int]:
+        rows = self.session.execute(
+            select(StageEntry.stage, func.count(StageEntry.id)).group_by(StageEntry.stage)
+        ).all()
+        return {stage: n for stage, n in rows}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventQuery:
+    object_type: str | None = None
+    object_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    offset: int = 0
+    limit: int = 100
+    descending: bool = True
+
+
+class EventRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(
+        self,
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        reason: str | None,
+    ) -> Event:
+        head = self.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+        if head is None:
+            head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+            self.session.add(head)
+        seq = head.seq + 1
+        digest = event_hash(
+            seq=seq, at=at, actor=actor, action=action, object_type=object_type,
+            object_id=object_id, before=before, after=after, reason=reason, prev_hash=head.hash,
+        )
+        event = Event(
+            seq=seq, at=at, actor=actor, action=action, object_type=object_type,
+            object_id=object_id, before=before, after=after, reason=reason,
+            prev_hash=head.hash, hash=digest,
+        )
+        self.session.add(event)
+        head.seq = seq
+        head.hash = digest
+        self.session.flush()
+        return event
+
+    def search(self, query: EventQuery) -> tuple[Sequence[Event], int]:
+        conditions = []
+        if query.object_type:
+            conditions.append(Event.object_type == query.object_type)
+        if query.object_id:
+            conditions.append(Event.object_id == query.object_id)
+        if query.actor:
+            conditions.append(Event.actor == query.actor)
+        if query.action:
+            conditions.append(Event.action == query.action)
+        if query.since:
+            conditions.append(Event.at >= query.since)
+        stmt = select(Event)
+        count_stmt = select(func.count(Event.seq))
+        if conditions:
+            stmt = stmt.where(and_(*conditions))
+            count_stmt = count_stmt.where(and_(*conditions))
+        stmt = stmt.order_by(Event.seq.desc() if query.descending else Event.seq.asc())
+        stmt = stmt.offset(query.offset).limit(query.limit)
+        return self.session.scalars(stmt).all(), self.session.scalar(count_stmt) or 0
+
+    def iter_records(self, *, batch: int = 1000) -> Iterator[EventRecord]:
+        last = 0
+        while True:
+            rows = self.session.scalars(
+                select(Event).where(Event.seq > last).order_by(Event.seq).limit(batch)
+            ).all()
+            if not rows:
+                return
+            for ev in rows:
+                yield EventRecord(
+                    seq=ev.seq, at=ev.at, actor=ev.actor, action=ev.action,
+                    object_type=ev.object_type, object_id=ev.object_id, before=ev.before,
+                    after=ev.after, reason=ev.reason, prev_hash=ev.prev_hash, hash=ev.hash,
+                )
+            last = rows[-1].seq
+            self.session.expunge_all()
+
+    def head(self) -> AuditHead | None:
+        return self.session.get(AuditHead, 1)
+
+
+class Repositories:
+    """All repositories over one session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.users = UserRepository(session)
+        self.tokens = TokenRepository(session)
+        self.packages = PackageRepository(session)
+        self.artifacts = ArtifactRepository(session)
+        self.events = EventRepository(session)
