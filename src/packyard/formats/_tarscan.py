@@ -92,7 +92,8 @@ def scan_tar(stream: BinaryIO, compression: str | None) -> TarScan | None:
                     break
                 name = normalise_name(info.name)
                 top = name.split("/", 1)[0]
-                scan.top_names.add(top if "/" not in name else top + "/")
+                if name:
+                    scan.top_names.add(top + "/" if "/" in name or info.isdir() else top)
                 if _want(name, info, used=used):
                     fileobj = tar.extractfile(info)
                     if fileobj is not None:

@@ -6,7 +6,7 @@ import io
 import re
 
 import pytest
-from format_fakes import ar_archive, deb_bytes, member, tar_bytes
+from tests.unit.formats.format_fakes import ar_archive, deb_bytes, member, tar_bytes
 
 from packyard.domain.artifacts import ArtifactFormat
 from packyard.domain.errors import InvalidArtifact

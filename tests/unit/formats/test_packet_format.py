@@ -7,7 +7,7 @@ import re
 import tarfile
 
 import pytest
-from format_fakes import member, packet_bytes, tar_bytes
+from tests.unit.formats.format_fakes import member, packet_bytes, tar_bytes
 
 from packyard.domain.artifacts import ArtifactFormat
 from packyard.domain.errors import InvalidArtifact, UnsafeArchive

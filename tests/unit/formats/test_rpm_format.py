@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from format_fakes import rpm_bytes
+from tests.unit.formats.format_fakes import rpm_bytes
 
 from packyard.domain.artifacts import ArtifactFormat
 from packyard.domain.errors import InvalidArtifact
