@@ -15,7 +15,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
-from ._io import CORRUPT_DATA_ERRORS, HEAD_SIZE, decompressed, open_tar, read_exact
+from ._io import CORRUPT_DATA_ERRORS, decompressed, open_tar, read_exact
 from .safetar import normalise_name
 
 __all__ = ["TarScan", "is_tar_header", "scan_tar"]
@@ -76,7 +76,7 @@ def scan_tar(stream: BinaryIO, compression: str | None) -> TarScan | None:
     """
     stream.seek(0)
     try:
-        head = read_exact(decompressed(stream, compression), min(HEAD_SIZE, 512))
+        head = read_exact(decompressed(stream, compression), 512)
     except CORRUPT_DATA_ERRORS:
         return None
     if not is_tar_header(head):

@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 from typing import Any, BinaryIO, Final, Literal
 
 from packyard.domain.artifacts import ArtifactFormat, ArtifactMetadata
+from packyard.domain.errors import InvalidArtifact
 
 from ._io import read_bounded
 from ._tarscan import TarScan
@@ -209,31 +211,56 @@ def _python_metadata(
     )
 
 
+def _read_zip_member(archive: zipfile.ZipFile, name: str) -> bytes:
+    try:
+        with archive.open(name) as handle:
+            return read_bounded(handle, limit=_METADATA_LIMIT, what=name)
+    except InvalidArtifact:
+        raise
+    # zipfile reports damage with many types: unknown methods, "encrypted", bad CRC...
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        RuntimeError,  # includes NotImplementedError (unknown compression method)
+        zlib.error,
+    ) as exc:
+        raise InvalidArtifact(
+            f"the wheel's {name} cannot be read: {exc}",
+            hint="the file is truncated or damaged; rebuild the wheel with `python -m build`",
+            details={"format": "python-wheel"},
+        ) from None
+
+
 def wheel_metadata(stream: BinaryIO) -> ArtifactMetadata | None:
     """Return metadata for a wheel (zip with ``*.dist-info/METADATA`` and ``WHEEL``), else None.
 
-    Zip errors mean "not a wheel": a damaged zip is still a file someone may want to store.
+    A zip whose directory cannot be read is "not a wheel" (still a file someone may store);
+    a zip that lists a wheel's metadata which then cannot be read is an invalid wheel.
+
+    Raises:
+        InvalidArtifact: the METADATA or WHEEL member is damaged or oversized.
     """
     stream.seek(0)
     try:
-        with zipfile.ZipFile(stream) as archive:
-            names = archive.namelist()
-            dist_infos = {
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        return None
+    with archive:
+        names = set(archive.namelist())
+        dist_infos = sorted(
+            {
                 name.split("/", 1)[0]
                 for name in names
                 if name.count("/") == 1 and name.split("/", 1)[0].endswith(".dist-info")
             }
-            for dist_info in sorted(dist_infos):
-                if f"{dist_info}/METADATA" in names and f"{dist_info}/WHEEL" in names:
-                    with archive.open(f"{dist_info}/METADATA") as handle:
-                        metadata = read_bounded(handle, limit=_METADATA_LIMIT, what="METADATA")
-                    with archive.open(f"{dist_info}/WHEEL") as handle:
-                        wheel = read_bounded(handle, limit=_METADATA_LIMIT, what="WHEEL")
-                    break
-            else:
-                return None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
-        return None
+        )
+        found = [d for d in dist_infos if {f"{d}/METADATA", f"{d}/WHEEL"} <= names]
+        if not found:
+            return None
+        metadata = _read_zip_member(archive, f"{found[0]}/METADATA")
+        wheel = _read_zip_member(archive, f"{found[0]}/WHEEL")
     wheel_fields = BytesHeaderParser(policy=compat32).parsebytes(wheel)
     tags = [str(tag) for tag in wheel_fields.get_all("Tag", [])]
     platforms = list(dict.fromkeys(tag.rsplit("-", 1)[-1] for tag in tags))

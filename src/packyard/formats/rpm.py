@@ -124,8 +124,7 @@ class RpmHeader:
             end = offset + struct.calcsize(fmt)
             if end > len(self.store):
                 raise _invalid(f"rpm header tag {tag} runs past the end of its data store")
-            ints = list(struct.unpack_from(fmt, self.store, offset))
-            return ints
+            return list(struct.unpack_from(fmt, self.store, offset))
         if kind == _TYPE_BIN:
             return self.store[offset : offset + count]
         return None
@@ -261,8 +260,9 @@ def inspect_rpm(stream: BinaryIO) -> ArtifactMetadata:
     if len(lead) < _LEAD_SIZE or not lead.startswith(RPM_MAGIC):
         raise _invalid("rpm lead is truncated")
     lead_type = struct.unpack(">H", lead[6:8])[0]
-    signature = _read_header(stream, total=total, what="signature")
-    del signature  # only its length matters: the main header follows it
+    # Nothing in the signature header is metadata; read it only to find the main header,
+    # which starts at the next 8-byte boundary.
+    _read_header(stream, total=total, what="signature")
     stream.seek((stream.tell() + 7) // 8 * 8)
     header = _read_header(stream, total=total, what="main")
     return metadata_from_header(header, source=lead_type == 1)
