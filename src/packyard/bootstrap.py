@@ -52,8 +52,12 @@ class Runtime:
     def context(self, *, write: bool = False) -> Iterator[Context]:
         """One unit of work: commits on success, rolls back on error."""
         with self.db.session(write=write) as session:
-            yield Context(repos=Repositories(session), settings=self.settings, blobs=self.blobs,
-                          change_control=self.change_control)
+            yield Context(
+                repos=Repositories(session),
+                settings=self.settings,
+                blobs=self.blobs,
+                change_control=self.change_control,
+            )
 
     def close(self) -> None:
         self.db.dispose()

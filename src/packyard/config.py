@@ -80,7 +80,9 @@ class ChangeControlSettings(BaseModel):
     @classmethod
     def _template(cls, value: str | None) -> str | None:
         if value and "{id}" not in value:
-            raise ValueError("change_control.url must contain {id}, e.g. https://tickets/api/changes/{id}")
+            raise ValueError(
+                "change_control.url must contain {id}, e.g. https://tickets/api/changes/{id}"
+            )
         return value or None
 
 
@@ -120,7 +122,9 @@ class Settings(BaseSettings):
     def _check_pipelines(self) -> Settings:
         built = self.build_pipelines()
         if self.default_pipeline not in built:
-            raise ValueError(f"default_pipeline {self.default_pipeline!r} is not defined in [pipelines]")
+            raise ValueError(
+                f"default_pipeline {self.default_pipeline!r} is not defined in [pipelines]"
+            )
         for package, name in self.package_pipelines.items():
             if name not in built:
                 raise ValueError(f"package_pipelines.{package} names unknown pipeline {name!r}")
@@ -183,25 +187,34 @@ def load_settings(*, config_file: Path | None = None, **overrides: Any) -> Setti
     the data directory when it exists.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    path = config_file or (Path(os.environ["PACKYARD_CONFIG"]) if os.environ.get("PACKYARD_CONFIG") else None)
+    path = config_file or (
+        Path(os.environ["PACKYARD_CONFIG"]) if os.environ.get("PACKYARD_CONFIG") else None
+    )
     if path is None:
-        data_dir = Path(overrides.get("data_dir") or os.environ.get("PACKYARD_DATA_DIR") or "packyard-data")
+        data_dir = Path(
+            overrides.get("data_dir") or os.environ.get("PACKYARD_DATA_DIR") or "packyard-data"
+        )
         candidate = data_dir / "packyard.toml"
         path = candidate if candidate.is_file() else None
     elif not path.is_file():
-        raise ConfigError(f"config file {path} does not exist", hint="run `packyard init` to write one")
+        raise ConfigError(
+            f"config file {path} does not exist", hint="run `packyard init` to write one"
+        )
     if path is not None:
         try:
             tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}",
-                              hint="fix the line named above") from exc
+            raise ConfigError(
+                f"config file {path} is not valid TOML: {exc}", hint="fix the line named above"
+            ) from exc
     _CONFIG_FILE["path"] = path
     try:
         return Settings(**overrides)
     except ValueError as exc:
-        raise ConfigError(f"invalid configuration: {exc}",
-                          hint=f"check {path or 'your PACKYARD_* environment variables'}") from exc
+        raise ConfigError(
+            f"invalid configuration: {exc}",
+            hint=f"check {path or 'your PACKYARD_* environment variables'}",
+        ) from exc
     finally:
         _CONFIG_FILE["path"] = None
 

@@ -19,8 +19,14 @@ Errors always have the body `{"error": {"code", "message", "hint", "details"}}`;
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="Packyard", version=__version__, description=DESCRIPTION,
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Packyard",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     app.state.runtime = runtime
     install_error_handlers(app)
     for module in (artifacts, packages, events, users):

@@ -25,13 +25,15 @@ def get_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
-        raise NotAuthenticated("no API token was sent",
-                               hint="send 'Authorization: Bearer <token>' (PACKYARD_TOKEN for the CLI)")
+        raise NotAuthenticated(
+            "no API token was sent",
+            hint="send 'Authorization: Bearer <token>' (PACKYARD_TOKEN for the CLI)",
+        )
     if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("the Authorization header is not 'Bearer <token>'",
-                               hint="send 'Authorization: Bearer <token>'")
+        raise NotAuthenticated(
+            "the Authorization header is not 'Bearer <token>'",
+            hint="send 'Authorization: Bearer <token>'",
+        )
     runtime = get_runtime(request)
     with runtime.context() as ctx:
         return authenticate_token(ctx, token.strip())
-
-

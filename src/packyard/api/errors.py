@@ -41,12 +41,13 @@ STATUS_BY_CODE: dict[type[e.PackyardError], int] = {
 def status_for(exc: e.PackyardError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_CODE:
-            return STATUS_BY_CODE[cls]  # type: ignore[index]
+            return STATUS_BY_CODE[cls]
     return 400
 
 
-def error_body(code: str, message: str, hint: str | None = None,
-               details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, hint: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "hint": hint, "details": details or {}}}
 
 
@@ -54,8 +55,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.PackyardError)
     async def _domain(_request: Request, exc: e.PackyardError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.NotAuthenticated) else None
-        return JSONResponse(error_body(exc.code, exc.message, exc.hint, exc.details),
-                            status_code=status_for(exc), headers=headers)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.hint, exc.details),
+            status_code=status_for(exc),
+            headers=headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -64,13 +68,19 @@ def install_error_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         return JSONResponse(
-            error_body("invalid_request", "; ".join(problems) or "invalid request",
-                       "check the parameters against /api/docs"),
+            error_body(
+                "invalid_request",
+                "; ".join(problems) or "invalid request",
+                "check the parameters against /api/docs",
+            ),
             status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

@@ -21,8 +21,15 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
 class CliError(Exception):
-    def __init__(self, code: str, message: str, *, hint: str | None = None, status: int | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -63,10 +70,18 @@ class ClientSettings:
             try:
                 stored = tomllib.loads(path.read_text())
             except tomllib.TOMLDecodeError as exc:
-                raise CliError("config_error", f"{path} is not valid TOML: {exc}",
-                               hint="run `packyard login` again") from exc
+                raise CliError(
+                    "config_error",
+                    f"{path} is not valid TOML: {exc}",
+                    hint="run `packyard login` again",
+                ) from exc
         return cls(
-            server=(server or os.environ.get("PACKYARD_SERVER") or stored.get("server") or DEFAULT_SERVER).rstrip("/"),
+            server=(
+                server
+                or os.environ.get("PACKYARD_SERVER")
+                or stored.get("server")
+                or DEFAULT_SERVER
+            ).rstrip("/"),
             token=token or os.environ.get("PACKYARD_TOKEN") or stored.get("token"),
         )
 
@@ -77,19 +92,28 @@ class Client:
         headers = {"User-Agent": "packyard-cli"}
         if settings.token:
             headers["Authorization"] = f"Bearer {settings.token}"
-        self.http = httpx.Client(base_url=settings.server, headers=headers,
-                                 timeout=httpx.Timeout(timeout, read=None if timeout is None else 600.0))
+        self.http = httpx.Client(
+            base_url=settings.server,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, read=None if timeout is None else 600.0),
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if not self.settings.token:
-            raise CliError("not_authenticated", "no API token configured",
-                           hint="run `packyard login`, or set PACKYARD_TOKEN")
+            raise CliError(
+                "not_authenticated",
+                "no API token configured",
+                hint="run `packyard login`, or set PACKYARD_TOKEN",
+            )
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise CliError("unreachable", f"cannot reach the Packyard server at {self.settings.server} "
-                           f"({type(exc).__name__})",
-                           hint="is `packyard serve` running? check --server / PACKYARD_SERVER") from exc
+            raise CliError(
+                "unreachable",
+                f"cannot reach the Packyard server at {self.settings.server} "
+                f"({type(exc).__name__})",
+                hint="is `packyard serve` running? check --server / PACKYARD_SERVER",
+            ) from exc
         return self.check(response)
 
     def check(self, response: httpx.Response) -> httpx.Response:
@@ -97,11 +121,19 @@ class Client:
             return response
         try:
             error = response.json()["error"]
-            raise CliError(error["code"], error["message"], hint=error.get("hint"),
-                           status=response.status_code, details=error.get("details"))
+            raise CliError(
+                error["code"],
+                error["message"],
+                hint=error.get("hint"),
+                status=response.status_code,
+                details=error.get("details"),
+            )
         except (ValueError, KeyError, TypeError):
-            raise CliError("error", f"the server answered HTTP {response.status_code}: "
-                           f"{response.text[:200]}", status=response.status_code) from None
+            raise CliError(
+                "error",
+                f"the server answered HTTP {response.status_code}: {response.text[:200]}",
+                status=response.status_code,
+            ) from None
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs).json()

@@ -23,10 +23,18 @@ app = typer.Typer(
 @app.callback()
 def _global(
     ctx: typer.Context,
-    server_url: str = typer.Option(None, "--server", envvar="PACKYARD_SERVER",
-                                   help="Server URL (default http://127.0.0.1:8000)"),
-    token: str = typer.Option(None, "--token", envvar="PACKYARD_TOKEN",
-                              help="API token (prefer PACKYARD_TOKEN or `packyard login`)"),
+    server_url: str = typer.Option(
+        None,
+        "--server",
+        envvar="PACKYARD_SERVER",
+        help="Server URL (default http://127.0.0.1:8000)",
+    ),
+    token: str = typer.Option(
+        None,
+        "--token",
+        envvar="PACKYARD_TOKEN",
+        help="API token (prefer PACKYARD_TOKEN or `packyard login`)",
+    ),
 ) -> None:
     ctx.obj = {"server": server_url, "token": token}
 

@@ -88,19 +88,31 @@ def verify_chain(events: Iterable[EventRecord]) -> tuple[int, ChainBreak | None]
     for ev in events:
         count += 1
         if ev.seq != expected_seq:
-            return count, ChainBreak(seq=ev.seq, problem=f"expected event #{expected_seq}, "
-                                     f"found #{ev.seq}: events were removed or reordered")
+            return count, ChainBreak(
+                seq=ev.seq,
+                problem=f"expected event #{expected_seq}, "
+                f"found #{ev.seq}: events were removed or reordered",
+            )
         if ev.prev_hash != prev:
-            return count, ChainBreak(seq=ev.seq, problem="previous-hash link does not match "
-                                     "the event before it")
+            return count, ChainBreak(
+                seq=ev.seq, problem="previous-hash link does not match the event before it"
+            )
         computed = event_hash(
-            seq=ev.seq, at=ev.at, actor=ev.actor, action=ev.action,
-            object_type=ev.object_type, object_id=ev.object_id, before=ev.before,
-            after=ev.after, reason=ev.reason, prev_hash=ev.prev_hash,
+            seq=ev.seq,
+            at=ev.at,
+            actor=ev.actor,
+            action=ev.action,
+            object_type=ev.object_type,
+            object_id=ev.object_id,
+            before=ev.before,
+            after=ev.after,
+            reason=ev.reason,
+            prev_hash=ev.prev_hash,
         )
         if computed != ev.hash:
-            return count, ChainBreak(seq=ev.seq, problem="content does not match its hash: "
-                                     "the event was modified")
+            return count, ChainBreak(
+                seq=ev.seq, problem="content does not match its hash: the event was modified"
+            )
         prev = ev.hash
         expected_seq += 1
     return count, None

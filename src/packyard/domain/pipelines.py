@@ -177,52 +177,88 @@ def promotion_gates(
     stage = pipeline.stage(target)
     gates: list[Gate] = []
     if status is ArtifactStatus.FAILED:
-        gates.append(_gate(ArtifactFailed("the artifact is marked failed and cannot be promoted",
-                                          hint="upload a fixed build instead")))
+        gates.append(
+            _gate(
+                ArtifactFailed(
+                    "the artifact is marked failed and cannot be promoted",
+                    hint="upload a fixed build instead",
+                )
+            )
+        )
     elif status is ArtifactStatus.DEPRECATED:
-        gates.append(_gate(ArtifactDeprecated(
-            "the artifact is deprecated and cannot be promoted",
-            hint="promote a newer version instead")))
+        gates.append(
+            _gate(
+                ArtifactDeprecated(
+                    "the artifact is deprecated and cannot be promoted",
+                    hint="promote a newer version instead",
+                )
+            )
+        )
     if held:
-        gates.append(_gate(ArtifactHeld("the artifact is on hold",
-                                        hint="release the hold first (packyard release)")))
+        gates.append(
+            _gate(
+                ArtifactHeld(
+                    "the artifact is on hold", hint="release the hold first (packyard release)"
+                )
+            )
+        )
     if principal is not None:
         gates.extend(_permission_gates(stage=stage, principal=principal))
     reached_set = set(reached)
     missing = [s for s in pipeline.required_stages(target) if s not in reached_set]
     if missing:
-        gates.append(_gate(StageRequired(
-            f"stage {target!r} requires the artifact to have reached "
-            f"{', '.join(repr(m) for m in missing)} first",
-            hint=f"promote it to {missing[0]!r} first",
-            details={"missing": missing},
-        )))
+        gates.append(
+            _gate(
+                StageRequired(
+                    f"stage {target!r} requires the artifact to have reached "
+                    f"{', '.join(repr(m) for m in missing)} first",
+                    hint=f"promote it to {missing[0]!r} first",
+                    details={"missing": missing},
+                )
+            )
+        )
     if stage.change_control and not (change_control_id or "").strip():
-        gates.append(_gate(ChangeControlRequired(
-            f"stage {target!r} requires a change-control id",
-            hint="pass --change-control ID with an approved ticket",
-        )))
+        gates.append(
+            _gate(
+                ChangeControlRequired(
+                    f"stage {target!r} requires a change-control id",
+                    hint="pass --change-control ID with an approved ticket",
+                )
+            )
+        )
     return gates
 
 
 def _permission_gates(*, stage: Stage, principal: Principal) -> list[Gate]:
     if not principal.can(Action.PROMOTE):
-        return [_gate(NotAuthorized(
-            f"role {principal.role.value!r} may not promote artifacts",
-            hint="ask an admin for the maintainer role",
-        ))]
+        return [
+            _gate(
+                NotAuthorized(
+                    f"role {principal.role.value!r} may not promote artifacts",
+                    hint="ask an admin for the maintainer role",
+                )
+            )
+        ]
     if principal.role is Role.ADMIN:
         return []
     if principal.role not in stage.promote_roles:
-        return [_gate(NotAuthorized(
-            f"role {principal.role.value!r} may not promote into stage {stage.name!r}",
-            hint=f"roles allowed: {', '.join(sorted(r.value for r in stage.promote_roles))}",
-        ))]
+        return [
+            _gate(
+                NotAuthorized(
+                    f"role {principal.role.value!r} may not promote into stage {stage.name!r}",
+                    hint=f"roles allowed: {', '.join(sorted(r.value for r in stage.promote_roles))}",
+                )
+            )
+        ]
     if principal.stages is not None and stage.name not in principal.stages:
-        return [_gate(NotAuthorized(
-            f"user {principal.name!r} has no permission for stage {stage.name!r}",
-            hint="ask an admin to grant it (packyard users update NAME --stages ...)",
-        ))]
+        return [
+            _gate(
+                NotAuthorized(
+                    f"user {principal.name!r} has no permission for stage {stage.name!r}",
+                    hint="ask an admin to grant it (packyard users update NAME --stages ...)",
+                )
+            )
+        ]
     return []
 
 

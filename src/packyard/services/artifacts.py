@@ -35,8 +35,8 @@ __all__ = [
     "UploadRequest",
     "check_upload_request",
     "identity_of",
-    "known_formats",
     "ingest",
+    "known_formats",
     "resolve",
     "search",
 ]
@@ -72,19 +72,27 @@ class IngestResult:
 def check_upload_request(ctx: Context, *, principal: Principal, request: UploadRequest) -> None:
     """Refuse before any byte is read: permissions and required fields."""
     if not principal.can(Action.UPLOAD):
-        raise NotAuthorized(f"role {principal.role.value!r} may not upload",
-                            hint="use a token of an uploader, maintainer or admin")
+        raise NotAuthorized(
+            f"role {principal.role.value!r} may not upload",
+            hint="use a token of an uploader, maintainer or admin",
+        )
     if not request.filename or "/" in request.filename or request.filename in {".", ".."}:
         raise InvalidRequest("the upload needs a plain file name", hint="pass ?filename=NAME")
     if ctx.settings.upload.require_justification and not request.justification.strip():
-        raise InvalidRequest("a justification is required: say why this file should be deployed",
-                             hint="pass --justification TEXT")
+        raise InvalidRequest(
+            "a justification is required: say why this file should be deployed",
+            hint="pass --justification TEXT",
+        )
     if ctx.settings.upload.require_provenance and not request.provenance.strip():
-        raise InvalidRequest("a provenance is required: say where this file came from",
-                             hint="pass --provenance TEXT, e.g. the CI job URL and commit")
+        raise InvalidRequest(
+            "a provenance is required: say where this file came from",
+            hint="pass --provenance TEXT, e.g. the CI job URL and commit",
+        )
 
 
-def identity_of(*, format: str, name: str, version: str, arch: str | None, distro: str | None) -> str:
+def identity_of(
+    *, format: str, name: str, version: str, arch: str | None, distro: str | None
+) -> str:
     return "|".join([format, name, version, arch or "", distro or ""])
 
 
@@ -121,8 +129,9 @@ def ingest(
         name, version = _name_version(meta, request)
         arch = meta.arch or request.arch
         distro = meta.distro or request.distro
-        identity = identity_of(format=meta.format.value, name=name, version=version, arch=arch,
-                               distro=distro)
+        identity = identity_of(
+            format=meta.format.value, name=name, version=version, arch=arch, distro=distro
+        )
         clash = ctx.repos.artifacts.by_identity(identity)
         if clash is not None:
             raise ArtifactConflict(
@@ -139,22 +148,51 @@ def ingest(
     package = ctx.repos.packages.get_or_create(request.package or name, now=now)
     pipeline = pipeline_for(ctx, package)
     first = pipeline.first.name
-    artifact = ctx.repos.artifacts.add(Artifact(
-        sha256=blob.sha256, identity=identity, package_id=package.id, format=meta.format.value,
-        kind=meta.kind, name=name, version=version, arch=arch, distro=distro, size=blob.size,
-        filename=request.filename, relations={k: list(v) for k, v in meta.relations.items()},
-        fields=dict(meta.fields), provenance=request.provenance.strip(),
-        justification=request.justification.strip(), uploaded_by=principal.name,
-        uploaded_at=now, status=ArtifactStatus.ACTIVE.value, held=False, current_stage=first,
-    ))
-    ctx.repos.artifacts.add_stage(StageEntry(artifact_id=artifact.id, stage=first, entered_at=now,
-                                             entered_by=principal.name))
-    record(ctx, actor=principal, action="artifact.upload", object_type="artifact",
-           object_id=artifact.sha256,
-           after={"package": package.name, "format": meta.format.value, "name": name,
-                  "version": version, "arch": arch, "size": blob.size,
-                  "filename": request.filename, "stage": first},
-           reason=request.justification.strip() or None)
+    artifact = ctx.repos.artifacts.add(
+        Artifact(
+            sha256=blob.sha256,
+            identity=identity,
+            package_id=package.id,
+            format=meta.format.value,
+            kind=meta.kind,
+            name=name,
+            version=version,
+            arch=arch,
+            distro=distro,
+            size=blob.size,
+            filename=request.filename,
+            relations={k: list(v) for k, v in meta.relations.items()},
+            fields=dict(meta.fields),
+            provenance=request.provenance.strip(),
+            justification=request.justification.strip(),
+            uploaded_by=principal.name,
+            uploaded_at=now,
+            status=ArtifactStatus.ACTIVE.value,
+            held=False,
+            current_stage=first,
+        )
+    )
+    ctx.repos.artifacts.add_stage(
+        StageEntry(artifact_id=artifact.id, stage=first, entered_at=now, entered_by=principal.name)
+    )
+    record(
+        ctx,
+        actor=principal,
+        action="artifact.upload",
+        object_type="artifact",
+        object_id=artifact.sha256,
+        after={
+            "package": package.name,
+            "format": meta.format.value,
+            "name": name,
+            "version": version,
+            "arch": arch,
+            "size": blob.size,
+            "filename": request.filename,
+            "stage": first,
+        },
+        reason=request.justification.strip() or None,
+    )
     ctx.repos.session.refresh(artifact)
     return IngestResult(artifact=artifact, created=True)
 
@@ -163,16 +201,22 @@ def resolve(ctx: Context, ref: str) -> Artifact:
     """An artifact by full sha256 or a unique prefix of at least 8 hex digits."""
     ref = ref.strip().lower().removeprefix("sha256:")
     if not _SHA_PREFIX.fullmatch(ref):
-        raise InvalidRequest(f"{ref!r} is not an artifact id",
-                             hint="use the sha256 or a prefix of at least 8 hex digits")
+        raise InvalidRequest(
+            f"{ref!r} is not an artifact id",
+            hint="use the sha256 or a prefix of at least 8 hex digits",
+        )
     if len(ref) == 64:
         artifact = ctx.repos.artifacts.by_sha256(ref)
         if artifact is None:
-            raise NotFound(f"artifact {ref[:12]} does not exist", hint="list with `packyard artifacts list`")
+            raise NotFound(
+                f"artifact {ref[:12]} does not exist", hint="list with `packyard artifacts list`"
+            )
         return artifact
     matches = ctx.repos.artifacts.by_sha256_prefix(ref)
     if not matches:
-        raise NotFound(f"no artifact id starts with {ref!r}", hint="list with `packyard artifacts list`")
+        raise NotFound(
+            f"no artifact id starts with {ref!r}", hint="list with `packyard artifacts list`"
+        )
     if len(matches) > 1:
         raise InvalidRequest(f"{ref!r} matches more than one artifact", hint="give more digits")
     return matches[0]

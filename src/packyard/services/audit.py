@@ -72,8 +72,10 @@ def list_events(
     ctx: Context, *, principal: Principal, query: EventQuery
 ) -> tuple[Sequence[Event], int]:
     if not principal.can(Action.READ_AUDIT):
-        raise NotAuthorized(f"role {principal.role.value!r} may not read the audit log",
-                            hint="ask an admin for the maintainer role")
+        raise NotAuthorized(
+            f"role {principal.role.value!r} may not read the audit log",
+            hint="ask an admin for the maintainer role",
+        )
     return ctx.repos.events.search(query)
 
 
@@ -89,16 +91,24 @@ class VerifyReport:
 def verify(ctx: Context, *, principal: Principal) -> VerifyReport:
     """Walk the whole chain and compare its end with the stored head."""
     if not principal.can(Action.READ_AUDIT):
-        raise NotAuthorized(f"role {principal.role.value!r} may not read the audit log",
-                            hint="ask an admin for the maintainer role")
+        raise NotAuthorized(
+            f"role {principal.role.value!r} may not read the audit log",
+            hint="ask an admin for the maintainer role",
+        )
     checked, brk = verify_chain(ctx.repos.events.iter_records())
     head = ctx.repos.events.head()
     head_seq = head.seq if head else 0
     if brk is not None:
-        return VerifyReport(ok=False, checked=checked, head_seq=head_seq, broken_at=brk.seq,
-                            problem=brk.problem)
+        return VerifyReport(
+            ok=False, checked=checked, head_seq=head_seq, broken_at=brk.seq, problem=brk.problem
+        )
     if checked != head_seq:
-        return VerifyReport(ok=False, checked=checked, head_seq=head_seq, broken_at=checked + 1,
-                            problem=f"the chain head says {head_seq} events but {checked} "
-                            "were found: events at the end were removed")
+        return VerifyReport(
+            ok=False,
+            checked=checked,
+            head_seq=head_seq,
+            broken_at=checked + 1,
+            problem=f"the chain head says {head_seq} events but {checked} "
+            "were found: events at the end were removed",
+        )
     return VerifyReport(ok=True, checked=checked, head_seq=head_seq)

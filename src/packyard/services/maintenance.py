@@ -62,26 +62,41 @@ def plan_gc(ctx: Context) -> GcPlan:
         retired = ctx.repos.artifacts.retired(status=status)
         for _package_id, group in groupby(retired, key=lambda a: a.package_id):
             for artifact in list(group)[n:]:
-                victims.append(GcVictim(sha256=artifact.sha256, package=artifact.package.name,
-                                        name=artifact.name, version=artifact.version,
-                                        status=artifact.status, size=artifact.size))
+                victims.append(
+                    GcVictim(
+                        sha256=artifact.sha256,
+                        package=artifact.package.name,
+                        name=artifact.name,
+                        version=artifact.version,
+                        status=artifact.status,
+                        size=artifact.size,
+                    )
+                )
     return GcPlan(artifacts=victims)
 
 
 def apply_gc(ctx: Context, plan: GcPlan) -> int:
     """Delete the planned artifacts' rows, recording each deletion."""
     deleted = 0
+    kept = {
+        "failed": ctx.settings.retention.keep_failed,
+        "deprecated": ctx.settings.retention.keep_deprecated,
+    }
     for victim in plan.artifacts:
         artifact = ctx.repos.artifacts.by_sha256(victim.sha256)
         if artifact is None or artifact.status != victim.status:
             continue
         ctx.repos.artifacts.delete(artifact)
-        record(ctx, actor="system:gc", action="artifact.delete", object_type="artifact",
-               object_id=victim.sha256,
-               before={"package": victim.package, "version": victim.version, "status": victim.status},
-               reason="retention: beyond the newest kept "
-               f"{ctx.settings.retention.keep_failed if victim.status == 'failed' else ctx.settings.retention.keep_deprecated} "
-               f"{victim.status} artifacts of the package")
+        record(
+            ctx,
+            actor="system:gc",
+            action="artifact.delete",
+            object_type="artifact",
+            object_id=victim.sha256,
+            before={"package": victim.package, "version": victim.version, "status": victim.status},
+            reason=f"retention: beyond the newest {kept[victim.status]} {victim.status} "
+            "artifacts of the package",
+        )
         deleted += 1
     return deleted
 
@@ -93,7 +108,9 @@ class SweepReport:
     temp_files: int
 
 
-def sweep_blobs(ctx: Context, *, dry_run: bool, grace_seconds: float = BLOB_GRACE_SECONDS) -> SweepReport:
+def sweep_blobs(
+    ctx: Context, *, dry_run: bool, grace_seconds: float = BLOB_GRACE_SECONDS
+) -> SweepReport:
     """Remove blobs no artifact references (older than the grace period) and stale temp files."""
     referenced = ctx.repos.artifacts.all_sha256()
     cutoff = time.time() - grace_seconds
@@ -112,7 +129,9 @@ def sweep_blobs(ctx: Context, *, dry_run: bool, grace_seconds: float = BLOB_GRAC
             ctx.blobs.delete(sha)
     temp = 0
     if not dry_run:
-        temp = ctx.blobs.clean_temp(older_than_seconds=ctx.settings.retention.tmp_max_age_hours * 3600)
+        temp = ctx.blobs.clean_temp(
+            older_than_seconds=ctx.settings.retention.tmp_max_age_hours * 3600
+        )
     return SweepReport(blobs=orphans, bytes=total, temp_files=temp)
 
 
@@ -153,7 +172,11 @@ def scrub(ctx: Context, *, progress: Callable[[int], None] | None = None) -> Scr
                     progress(len(chunk))
         report.bytes += seen
         if seen != size:
-            report.problems.append(ScrubProblem(sha256=sha, problem=f"size {seen} != recorded {size}"))
+            report.problems.append(
+                ScrubProblem(sha256=sha, problem=f"size {seen} != recorded {size}")
+            )
         elif digest.hexdigest() != sha:
-            report.problems.append(ScrubProblem(sha256=sha, problem=f"content hashes to {digest.hexdigest()[:12]}…"))
+            report.problems.append(
+                ScrubProblem(sha256=sha, problem=f"content hashes to {digest.hexdigest()[:12]}…")
+            )
     return report

@@ -38,8 +38,10 @@ def pipeline_for(ctx: Context, package: Package | str) -> Pipeline:
     name = pipeline_name_for(ctx, package)
     pipeline = ctx.pipelines.get(name)
     if pipeline is None:
-        raise ConfigError(f"package uses pipeline {name!r}, which is not configured",
-                          hint="add it under [pipelines] or assign another pipeline")
+        raise ConfigError(
+            f"package uses pipeline {name!r}, which is not configured",
+            hint="add it under [pipelines] or assign another pipeline",
+        )
     return pipeline
 
 
@@ -51,17 +53,25 @@ class PackageSummary:
     last_upload: datetime | None
 
 
-def list_packages(ctx: Context, *, principal: Principal, q: str | None = None) -> list[PackageSummary]:
+def list_packages(
+    ctx: Context, *, principal: Principal, q: str | None = None
+) -> list[PackageSummary]:
     return [
-        PackageSummary(package=p, pipeline=pipeline_name_for(ctx, p), artifact_count=n, last_upload=last)
+        PackageSummary(
+            package=p, pipeline=pipeline_name_for(ctx, p), artifact_count=n, last_upload=last
+        )
         for p, n, last in ctx.repos.packages.list_with_counts(q=q)
     ]
 
 
-def get_package(ctx: Context, *, principal: Principal, name: str) -> tuple[Package, Sequence[Artifact]]:
+def get_package(
+    ctx: Context, *, principal: Principal, name: str
+) -> tuple[Package, Sequence[Artifact]]:
     package = ctx.repos.packages.by_name(name)
     if package is None:
-        raise NotFound(f"package {name!r} does not exist", hint="list packages with `packyard packages list`")
+        raise NotFound(
+            f"package {name!r} does not exist", hint="list packages with `packyard packages list`"
+        )
     return package, ctx.repos.artifacts.for_package(package.id)
 
 
@@ -72,15 +82,26 @@ def set_pipeline(ctx: Context, *, principal: Principal, name: str, pipeline: str
     no longer count for gates.
     """
     if not principal.can(Action.MANAGE_PACKAGES):
-        raise NotAuthorized(f"role {principal.role.value!r} may not change pipelines", hint="ask a maintainer")
+        raise NotAuthorized(
+            f"role {principal.role.value!r} may not change pipelines", hint="ask a maintainer"
+        )
     if pipeline is not None and pipeline not in ctx.pipelines:
-        raise InvalidRequest(f"pipeline {pipeline!r} is not configured",
-                             hint=f"configured pipelines: {', '.join(sorted(ctx.pipelines))}")
+        raise InvalidRequest(
+            f"pipeline {pipeline!r} is not configured",
+            hint=f"configured pipelines: {', '.join(sorted(ctx.pipelines))}",
+        )
     package = ctx.repos.packages.get_or_create(name, now=ctx.now())
     before = pipeline_name_for(ctx, package)
     package.pipeline = pipeline
     after = pipeline_name_for(ctx, package)
     if before != after:
-        record(ctx, actor=principal, action="package.set_pipeline", object_type="package",
-               object_id=name, before={"pipeline": before}, after={"pipeline": after})
+        record(
+            ctx,
+            actor=principal,
+            action="package.set_pipeline",
+            object_type="package",
+            object_id=name,
+            before={"pipeline": before},
+            after={"pipeline": after},
+        )
     return package

@@ -62,16 +62,25 @@ def _refresh_current(pipeline: Pipeline, artifact: Artifact) -> None:
     artifact.current_stage = pipeline.highest(_reached(artifact))
 
 
-def open_gates(ctx: Context, *, artifact: Artifact, target: str | None = None,
-               principal: Principal | None = None) -> tuple[str | None, list[Gate]]:
+def open_gates(
+    ctx: Context,
+    *,
+    artifact: Artifact,
+    target: str | None = None,
+    principal: Principal | None = None,
+) -> tuple[str | None, list[Gate]]:
     """The next stage (or ``target``) and the gates still closed for it, for display."""
     pipeline = pipeline_for(ctx, artifact.package)
     target = target or pipeline.next_stage(_reached(artifact))
     if target is None:
         return None, []
     return target, promotion_gates(
-        pipeline=pipeline, target=target, reached=_reached(artifact),
-        status=ArtifactStatus(artifact.status), held=artifact.held, principal=principal,
+        pipeline=pipeline,
+        target=target,
+        reached=_reached(artifact),
+        status=ArtifactStatus(artifact.status),
+        held=artifact.held,
+        principal=principal,
         change_control_id=None,
     )
 
@@ -91,23 +100,48 @@ def promote(
     try:
         target = pipeline.stage(stage)
     except PackyardError as exc:
-        raise refuse(ctx, exc, actor=principal, action="artifact.promote", object_type="artifact",
-                     object_id=artifact.sha256, request=request) from None
+        raise refuse(
+            ctx,
+            exc,
+            actor=principal,
+            action="artifact.promote",
+            object_type="artifact",
+            object_id=artifact.sha256,
+            request=request,
+        ) from None
     gates = promotion_gates(
-        pipeline=pipeline, target=stage, reached=_reached(artifact),
-        status=ArtifactStatus(artifact.status), held=artifact.held, principal=principal,
+        pipeline=pipeline,
+        target=stage,
+        reached=_reached(artifact),
+        status=ArtifactStatus(artifact.status),
+        held=artifact.held,
+        principal=principal,
         change_control_id=change_control,
     )
     if stage in _reached(artifact):
         # Already there (e.g. a concurrent request won): a no-op, but only for those allowed.
         denied = [g for g in gates if isinstance(g.error, NotAuthorized)]
         if denied:
-            raise refuse(ctx, denied[0].error, actor=principal, action="artifact.promote",
-                         object_type="artifact", object_id=artifact.sha256, request=request)
+            raise refuse(
+                ctx,
+                denied[0].error,
+                actor=principal,
+                action="artifact.promote",
+                object_type="artifact",
+                object_id=artifact.sha256,
+                request=request,
+            )
         return TransitionResult(artifact=artifact, changed=False)
     if gates:
-        raise refuse(ctx, gates[0].error, actor=principal, action="artifact.promote",
-                     object_type="artifact", object_id=artifact.sha256, request=request)
+        raise refuse(
+            ctx,
+            gates[0].error,
+            actor=principal,
+            action="artifact.promote",
+            object_type="artifact",
+            object_id=artifact.sha256,
+            request=request,
+        )
     cc = (change_control or "").strip() or None
     if target.change_control and cc and ctx.change_control is not None:
         decision = ctx.change_control.check(cc, artifact=artifact.sha256, stage=stage)
@@ -116,36 +150,62 @@ def promote(
                 f"change control {cc!r} was not approved by the ticket system: {decision.detail}",
                 hint="get the ticket approved, or use an approved ticket id",
             )
-            raise refuse(ctx, error, actor=principal, action="artifact.promote",
-                         object_type="artifact", object_id=artifact.sha256, request=request)
+            raise refuse(
+                ctx,
+                error,
+                actor=principal,
+                action="artifact.promote",
+                object_type="artifact",
+                object_id=artifact.sha256,
+                request=request,
+            )
     before = _state(artifact)
     now = ctx.now()
-    artifact.stages.append(StageEntry(stage=stage, entered_at=now, entered_by=principal.name,
-                                      change_control=cc, note=note))
+    artifact.stages.append(
+        StageEntry(
+            stage=stage, entered_at=now, entered_by=principal.name, change_control=cc, note=note
+        )
+    )
     _refresh_current(pipeline, artifact)
     ctx.repos.session.flush()
-    record(ctx, actor=principal, action="artifact.promote", object_type="artifact",
-           object_id=artifact.sha256, before=before,
-           after={**_state(artifact), "stage": stage, "change_control": cc}, reason=note)
+    record(
+        ctx,
+        actor=principal,
+        action="artifact.promote",
+        object_type="artifact",
+        object_id=artifact.sha256,
+        before=before,
+        after={**_state(artifact), "stage": stage, "change_control": cc},
+        reason=note,
+    )
     return TransitionResult(artifact=artifact, changed=True)
 
 
 def _may_move(principal: Principal, pipeline: Pipeline, stage: str) -> None:
     if not principal.can(Action.PROMOTE):
-        raise NotAuthorized(f"role {principal.role.value!r} may not change stages",
-                            hint="ask an admin for the maintainer role")
+        raise NotAuthorized(
+            f"role {principal.role.value!r} may not change stages",
+            hint="ask an admin for the maintainer role",
+        )
     if principal.role is Role.ADMIN:
         return
     target = pipeline.stage(stage)
     if principal.role not in target.promote_roles or (
         principal.stages is not None and stage not in principal.stages
     ):
-        raise NotAuthorized(f"user {principal.name!r} has no permission for stage {stage!r}",
-                            hint="ask an admin to grant it")
+        raise NotAuthorized(
+            f"user {principal.name!r} has no permission for stage {stage!r}",
+            hint="ask an admin to grant it",
+        )
 
 
 def demote(
-    ctx: Context, *, principal: Principal, ref: str, stage: str | None = None, note: str | None = None
+    ctx: Context,
+    *,
+    principal: Principal,
+    ref: str,
+    stage: str | None = None,
+    note: str | None = None,
 ) -> TransitionResult:
     """Take an artifact out of ``stage`` (default: its highest) and every stage requiring it."""
     artifact = _locked(ctx, ref)
@@ -163,17 +223,31 @@ def demote(
                 hint="mark it failed or deprecated instead",
             )
     except PackyardError as exc:
-        raise refuse(ctx, exc, actor=principal, action="artifact.demote", object_type="artifact",
-                     object_id=artifact.sha256, request={"stage": stage}) from None
+        raise refuse(
+            ctx,
+            exc,
+            actor=principal,
+            action="artifact.demote",
+            object_type="artifact",
+            object_id=artifact.sha256,
+            request={"stage": stage},
+        ) from None
     if stage not in reached:
         return TransitionResult(artifact=artifact, changed=False)
     before = _state(artifact)
     removed = [stage, *[s for s in pipeline.dependents(stage) if s in reached]]
     ctx.repos.artifacts.remove_stages(artifact, removed)
     _refresh_current(pipeline, artifact)
-    record(ctx, actor=principal, action="artifact.demote", object_type="artifact",
-           object_id=artifact.sha256, before=before, after={**_state(artifact), "removed": removed},
-           reason=note)
+    record(
+        ctx,
+        actor=principal,
+        action="artifact.demote",
+        object_type="artifact",
+        object_id=artifact.sha256,
+        before=before,
+        after={**_state(artifact), "removed": removed},
+        reason=note,
+    )
     return TransitionResult(artifact=artifact, changed=True)
 
 
@@ -183,23 +257,42 @@ def set_hold(
     artifact = _locked(ctx, ref)
     action = "artifact.hold" if held else "artifact.release"
     if not principal.can(Action.PROMOTE):
-        raise refuse(ctx, NotAuthorized(f"role {principal.role.value!r} may not hold or release",
-                                        hint="ask a maintainer"),
-                     actor=principal, action=action, object_type="artifact",
-                     object_id=artifact.sha256)
+        raise refuse(
+            ctx,
+            NotAuthorized(
+                f"role {principal.role.value!r} may not hold or release", hint="ask a maintainer"
+            ),
+            actor=principal,
+            action=action,
+            object_type="artifact",
+            object_id=artifact.sha256,
+        )
     if artifact.held == held:
         return TransitionResult(artifact=artifact, changed=False)
     before = _state(artifact)
     artifact.held = held
     artifact.hold_reason = reason if held else None
     ctx.repos.session.flush()
-    record(ctx, actor=principal, action=action, object_type="artifact",
-           object_id=artifact.sha256, before=before, after=_state(artifact), reason=reason)
+    record(
+        ctx,
+        actor=principal,
+        action=action,
+        object_type="artifact",
+        object_id=artifact.sha256,
+        before=before,
+        after=_state(artifact),
+        reason=reason,
+    )
     return TransitionResult(artifact=artifact, changed=True)
 
 
 def set_status(
-    ctx: Context, *, principal: Principal, ref: str, status: ArtifactStatus, reason: str | None = None
+    ctx: Context,
+    *,
+    principal: Principal,
+    ref: str,
+    status: ArtifactStatus,
+    reason: str | None = None,
 ) -> TransitionResult:
     """Mark failed or deprecated (it leaves every channel and can no longer be promoted)."""
     if status is ArtifactStatus.ACTIVE:
@@ -207,10 +300,16 @@ def set_status(
     artifact = _locked(ctx, ref)
     action = f"artifact.{'fail' if status is ArtifactStatus.FAILED else 'deprecate'}"
     if not principal.can(Action.RETIRE):
-        raise refuse(ctx, NotAuthorized(f"role {principal.role.value!r} may not fail or deprecate",
-                                        hint="ask a maintainer"),
-                     actor=principal, action=action, object_type="artifact",
-                     object_id=artifact.sha256)
+        raise refuse(
+            ctx,
+            NotAuthorized(
+                f"role {principal.role.value!r} may not fail or deprecate", hint="ask a maintainer"
+            ),
+            actor=principal,
+            action=action,
+            object_type="artifact",
+            object_id=artifact.sha256,
+        )
     if artifact.status == status.value:
         return TransitionResult(artifact=artifact, changed=False)
     before = _state(artifact)
@@ -218,6 +317,14 @@ def set_status(
     artifact.status_reason = reason
     artifact.status_changed_at = ctx.now()
     ctx.repos.session.flush()
-    record(ctx, actor=principal, action=action, object_type="artifact",
-           object_id=artifact.sha256, before=before, after=_state(artifact), reason=reason)
+    record(
+        ctx,
+        actor=principal,
+        action=action,
+        object_type="artifact",
+        object_id=artifact.sha256,
+        before=before,
+        after=_state(artifact),
+        reason=reason,
+    )
     return TransitionResult(artifact=artifact, changed=True)

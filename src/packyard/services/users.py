@@ -34,7 +34,7 @@ __all__ = [
     "update_user",
 ]
 
-TOKEN_PREFIX = "pky_"
+TOKEN_PREFIX = "pky_"  # noqa: S105 - a public prefix that marks Packyard tokens, not a secret
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
@@ -55,19 +55,23 @@ def _principal(user: User, token: ApiToken | None = None) -> Principal:
 def authenticate_token(ctx: Context, token: str) -> Principal:
     """The principal a bearer token stands for; NotAuthenticated says why not."""
     if not token.startswith(TOKEN_PREFIX):
-        raise NotAuthenticated("the token is not a Packyard API token",
-                               hint="tokens start with 'pky_'; create one with `packyard tokens create`")
+        raise NotAuthenticated(
+            "the token is not a Packyard API token",
+            hint="tokens start with 'pky_'; create one with `packyard tokens create`",
+        )
     row = ctx.repos.tokens.by_hash(hash_token(token))
     if row is None:
-        raise NotAuthenticated("the token is not valid",
-                               hint="check PACKYARD_TOKEN or run `packyard login` again")
+        raise NotAuthenticated(
+            "the token is not valid", hint="check PACKYARD_TOKEN or run `packyard login` again"
+        )
     now = ctx.now()
     if row.revoked_at is not None:
-        raise NotAuthenticated(f"the token {row.prefix}… was revoked",
-                               hint="ask for a new token")
+        raise NotAuthenticated(f"the token {row.prefix}… was revoked", hint="ask for a new token")
     if row.expires_at is not None and row.expires_at <= now:
-        raise NotAuthenticated(f"the token {row.prefix}… expired on {row.expires_at:%Y-%m-%d %H:%M} UTC",
-                               hint="create a new token with `packyard tokens create`")
+        raise NotAuthenticated(
+            f"the token {row.prefix}… expired on {row.expires_at:%Y-%m-%d %H:%M} UTC",
+            hint="create a new token with `packyard tokens create`",
+        )
     if row.user.disabled:
         raise NotAuthenticated(f"user {row.user.name!r} is disabled", hint="ask an admin")
     return _principal(row.user, row)
@@ -75,8 +79,7 @@ def authenticate_token(ctx: Context, token: str) -> Principal:
 
 def _require(principal: Principal, action: Action, what: str) -> None:
     if not principal.can(action):
-        raise NotAuthorized(f"role {principal.role.value!r} may not {what}",
-                            hint="ask an admin")
+        raise NotAuthorized(f"role {principal.role.value!r} may not {what}", hint="ask an admin")
 
 
 def _check_stages(ctx: Context, stages: Sequence[str] | None) -> list[str] | None:
@@ -85,24 +88,46 @@ def _check_stages(ctx: Context, stages: Sequence[str] | None) -> list[str] | Non
     known = {s.name for p in ctx.pipelines.values() for s in p.stages}
     unknown = [s for s in stages if s not in known]
     if unknown:
-        raise InvalidRequest(f"unknown stage(s): {', '.join(unknown)}",
-                             hint=f"known stages: {', '.join(sorted(known))}")
+        raise InvalidRequest(
+            f"unknown stage(s): {', '.join(unknown)}",
+            hint=f"known stages: {', '.join(sorted(known))}",
+        )
     return list(stages)
 
 
 def create_user(
-    ctx: Context, *, principal: Principal, name: str, role: Role, stages: Sequence[str] | None = None
+    ctx: Context,
+    *,
+    principal: Principal,
+    name: str,
+    role: Role,
+    stages: Sequence[str] | None = None,
 ) -> User:
     _require(principal, Action.MANAGE_USERS, "manage users")
     if not _NAME.fullmatch(name):
-        raise InvalidRequest(f"invalid user name {name!r}",
-                             hint="use 1-64 lower-case letters, digits, '.', '_' or '-'")
+        raise InvalidRequest(
+            f"invalid user name {name!r}",
+            hint="use 1-64 lower-case letters, digits, '.', '_' or '-'",
+        )
     if ctx.repos.users.by_name(name) is not None:
         raise InvalidRequest(f"user {name!r} already exists", hint="pick another name")
-    user = ctx.repos.users.add(User(name=name, role=role.value, stages=_check_stages(ctx, stages),
-                                    disabled=False, created_at=ctx.now()))
-    record(ctx, actor=principal, action="user.create", object_type="user", object_id=name,
-           after={"role": role.value, "stages": user.stages})
+    user = ctx.repos.users.add(
+        User(
+            name=name,
+            role=role.value,
+            stages=_check_stages(ctx, stages),
+            disabled=False,
+            created_at=ctx.now(),
+        )
+    )
+    record(
+        ctx,
+        actor=principal,
+        action="user.create",
+        object_type="user",
+        object_id=name,
+        after={"role": role.value, "stages": user.stages},
+    )
     return user
 
 
@@ -119,7 +144,9 @@ def update_user(
     _require(principal, Action.MANAGE_USERS, "manage users")
     user = ctx.repos.users.by_name(name)
     if user is None:
-        raise NotFound(f"user {name!r} does not exist", hint="list users with `packyard users list`")
+        raise NotFound(
+            f"user {name!r} does not exist", hint="list users with `packyard users list`"
+        )
     before = {"role": user.role, "stages": user.stages, "disabled": user.disabled}
     if role is not None:
         user.role = role.value
@@ -133,8 +160,15 @@ def update_user(
         user.disabled = disabled
     after = {"role": user.role, "stages": user.stages, "disabled": user.disabled}
     if after != before:
-        record(ctx, actor=principal, action="user.update", object_type="user", object_id=name,
-               before=before, after=after)
+        record(
+            ctx,
+            actor=principal,
+            action="user.update",
+            object_type="user",
+            object_id=name,
+            before=before,
+            after=after,
+        )
     return user
 
 
@@ -165,23 +199,43 @@ def create_token(
         _require(principal, Action.OWN_TOKENS, "create tokens")
     owner = ctx.repos.users.by_name(owner_name)
     if owner is None:
-        raise NotFound(f"user {owner_name!r} does not exist", hint="create it with `packyard users create`")
+        raise NotFound(
+            f"user {owner_name!r} does not exist", hint="create it with `packyard users create`"
+        )
     if not name.strip():
         raise InvalidRequest("a token needs a name", hint="say what it is for, e.g. 'ci-uploads'")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = ctx.now()
     expires_at: datetime | None = now + expires_in if expires_in else None
-    row = ctx.repos.tokens.add(ApiToken(
-        user_id=owner.id, name=name.strip(), token_hash=hash_token(secret),
-        prefix=secret[:12], created_at=now, expires_at=expires_at,
-    ))
-    record(ctx, actor=principal, action="token.create", object_type="token", object_id=str(row.id),
-           after={"user": owner.name, "name": row.name, "prefix": row.prefix,
-                  "expires_at": expires_at.isoformat() if expires_at else None})
+    row = ctx.repos.tokens.add(
+        ApiToken(
+            user_id=owner.id,
+            name=name.strip(),
+            token_hash=hash_token(secret),
+            prefix=secret[:12],
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    record(
+        ctx,
+        actor=principal,
+        action="token.create",
+        object_type="token",
+        object_id=str(row.id),
+        after={
+            "user": owner.name,
+            "name": row.name,
+            "prefix": row.prefix,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return CreatedToken(token=row, secret=secret)
 
 
-def list_tokens(ctx: Context, *, principal: Principal, all_users: bool = False) -> Sequence[ApiToken]:
+def list_tokens(
+    ctx: Context, *, principal: Principal, all_users: bool = False
+) -> Sequence[ApiToken]:
     if all_users:
         _require(principal, Action.MANAGE_USERS, "list other users' tokens")
         return ctx.repos.tokens.list()
@@ -191,11 +245,19 @@ def list_tokens(ctx: Context, *, principal: Principal, all_users: bool = False) 
 def revoke_token(ctx: Context, *, principal: Principal, token_id: int) -> ApiToken:
     row = ctx.repos.tokens.get(token_id)
     if row is None or (row.user_id != principal.user_id and not principal.can(Action.MANAGE_USERS)):
-        raise NotFound(f"token {token_id} does not exist", hint="list tokens with `packyard tokens list`")
+        raise NotFound(
+            f"token {token_id} does not exist", hint="list tokens with `packyard tokens list`"
+        )
     if row.revoked_at is None:
         row.revoked_at = ctx.now()
-        record(ctx, actor=principal, action="token.revoke", object_type="token",
-               object_id=str(row.id), after={"user": row.user.name, "prefix": row.prefix})
+        record(
+            ctx,
+            actor=principal,
+            action="token.revoke",
+            object_type="token",
+            object_id=str(row.id),
+            after={"user": row.user.name, "prefix": row.prefix},
+        )
     return row
 
 
@@ -204,11 +266,25 @@ def bootstrap_admin(ctx: Context) -> str | None:
     if ctx.repos.users.count() > 0:
         return None
     now = ctx.now()
-    user = ctx.repos.users.add(User(name="admin", role=Role.ADMIN.value, stages=None,
-                                    disabled=False, created_at=now))
+    user = ctx.repos.users.add(
+        User(name="admin", role=Role.ADMIN.value, stages=None, disabled=False, created_at=now)
+    )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    ctx.repos.tokens.add(ApiToken(user_id=user.id, name="initial admin token",
-                                  token_hash=hash_token(secret), prefix=secret[:12], created_at=now))
-    record(ctx, actor="system", action="user.create", object_type="user", object_id="admin",
-           after={"role": "admin", "bootstrap": True})
+    ctx.repos.tokens.add(
+        ApiToken(
+            user_id=user.id,
+            name="initial admin token",
+            token_hash=hash_token(secret),
+            prefix=secret[:12],
+            created_at=now,
+        )
+    )
+    record(
+        ctx,
+        actor="system",
+        action="user.create",
+        object_type="user",
+        object_id="admin",
+        after={"role": "admin", "bootstrap": True},
+    )
     return secret

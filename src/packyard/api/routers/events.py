@@ -21,7 +21,9 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1/events", tags=["audit"])
 
 
-@router.get("", response_model=Page[EventOut], responses=ERRORS, summary="Audit events, newest first")
+@router.get(
+    "", response_model=Page[EventOut], responses=ERRORS, summary="Audit events, newest first"
+)
 def list_events(
     artifact: Annotated[str | None, Query(description="Artifact id or prefix")] = None,
     object_type: str | None = None,
@@ -37,16 +39,39 @@ def list_events(
     with runtime.context() as ctx:
         if artifact:
             object_type, object_id = "artifact", resolve(ctx, artifact).sha256
-        rows, total = audit.list_events(ctx, principal=principal, query=EventQuery(
-            object_type=object_type, object_id=object_id, actor=actor, action=action, since=since,
-            offset=(page - 1) * per_page, limit=per_page))
-        return Page[EventOut](items=[EventOut.model_validate(r, from_attributes=True) for r in rows],
-                              total=total, page=page, per_page=per_page)
+        rows, total = audit.list_events(
+            ctx,
+            principal=principal,
+            query=EventQuery(
+                object_type=object_type,
+                object_id=object_id,
+                actor=actor,
+                action=action,
+                since=since,
+                offset=(page - 1) * per_page,
+                limit=per_page,
+            ),
+        )
+        return Page[EventOut](
+            items=[EventOut.model_validate(r, from_attributes=True) for r in rows],
+            total=total,
+            page=page,
+            per_page=per_page,
+        )
 
 
-@router.get("/verify", response_model=VerifyOut, responses=ERRORS, summary="Check the hash chain end to end")
-def verify(principal: Principal = Depends(get_principal), runtime: Runtime = Depends(get_runtime)) -> VerifyOut:
+@router.get(
+    "/verify", response_model=VerifyOut, responses=ERRORS, summary="Check the hash chain end to end"
+)
+def verify(
+    principal: Principal = Depends(get_principal), runtime: Runtime = Depends(get_runtime)
+) -> VerifyOut:
     with runtime.context() as ctx:
         report = audit.verify(ctx, principal=principal)
-    return VerifyOut(ok=report.ok, checked=report.checked, head_seq=report.head_seq,
-                     broken_at=report.broken_at, problem=report.problem)
+    return VerifyOut(
+        ok=report.ok,
+        checked=report.checked,
+        head_seq=report.head_seq,
+        broken_at=report.broken_at,
+        problem=report.problem,
+    )

@@ -154,7 +154,9 @@ class VerifyOut(BaseModel):
 class UserIn(BaseModel):
     name: str
     role: str
-    stages: list[str] | None = Field(default=None, description="Stages the user may promote into; null = all")
+    stages: list[str] | None = Field(
+        default=None, description="Stages the user may promote into; null = all"
+    )
 
 
 class UserUpdate(BaseModel):

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import typer
 
-from packyard.cli.client import CliError, Client, ClientSettings
+from packyard.cli.client import Client, ClientSettings, CliError
 from packyard.cli.output import fail
 
 __all__ = ["api"]

@@ -18,13 +18,23 @@ CHUNK = 1024 * 1024
 
 
 def _print_artifact(a: dict[str, Any]) -> None:
-    console.print(f"[bold]{a['name']} {a['version']}[/] ({a['format']}"
-                  f"{', ' + a['arch'] if a.get('arch') else ''})  id {a['sha256']}")
+    console.print(
+        f"[bold]{a['name']} {a['version']}[/] ({a['format']}"
+        f"{', ' + a['arch'] if a.get('arch') else ''})  id {a['sha256']}"
+    )
     rows = [
         ("package", f"{a['package']} (pipeline {a['pipeline']})"),
         ("file", f"{a['filename']}, {human_size(a['size'])}"),
-        ("status", a["status"] + (f" — {a['status_reason']}" if a.get("status_reason") else "")
-         + ("  [HELD" + (f": {a['hold_reason']}" if a.get("hold_reason") else "") + "]" if a["held"] else "")),
+        (
+            "status",
+            a["status"]
+            + (f" — {a['status_reason']}" if a.get("status_reason") else "")
+            + (
+                "  [HELD" + (f": {a['hold_reason']}" if a.get("hold_reason") else "") + "]"
+                if a["held"]
+                else ""
+            ),
+        ),
         ("stages", " → ".join(e["stage"] for e in a["stages"]) or "-"),
         ("uploaded", f"{a['uploaded_at']} by {a['uploaded_by']}"),
         ("provenance", a["provenance"]),
@@ -39,7 +49,13 @@ def _print_artifact(a: dict[str, Any]) -> None:
         if a["next_stage"] is None:
             rows.append(("next", "none: the artifact is in the last stage"))
         elif a["open_gates"]:
-            rows.append(("next", f"{a['next_stage']}: blocked by " + "; ".join(g["message"] for g in a["open_gates"])))
+            rows.append(
+                (
+                    "next",
+                    f"{a['next_stage']}: blocked by "
+                    + "; ".join(g["message"] for g in a["open_gates"]),
+                )
+            )
         else:
             rows.append(("next", f"{a['next_stage']}: no gate is closed"))
     for key, value in rows:
@@ -50,16 +66,31 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def upload(
         ctx: typer.Context,
-        files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Package files"),
-        justification: str = typer.Option("", "--justification", "-j", help="Why it should be deployed"),
-        provenance: str = typer.Option("", "--provenance", "-p", help="Where it came from (CI job, commit)"),
-        package: str = typer.Option(None, "--package", help="Package to group under (and name of generic files)"),
+        files: list[Path] = typer.Argument(
+            ..., exists=True, dir_okay=False, readable=True, help="Package files"
+        ),
+        justification: str = typer.Option(
+            "", "--justification", "-j", help="Why it should be deployed"
+        ),
+        provenance: str = typer.Option(
+            "", "--provenance", "-p", help="Where it came from (CI job, commit)"
+        ),
+        package: str = typer.Option(
+            None, "--package", help="Package to group under (and name of generic files)"
+        ),
         version: str = typer.Option(None, "--version", help="Version, for files that carry none"),
         as_json: bool = typer.Option(False, "--json", help="Print the artifacts as JSON"),
     ) -> None:
         """Upload package files (format detected from content) with a progress bar."""
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskID,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         results: list[dict[str, Any]] = []
         failures = 0
@@ -67,17 +98,28 @@ def register(app: typer.Typer) -> None:
         with api(ctx) as client:
             for path in files:
                 size = path.stat().st_size
-                progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                    TransferSpeedColumn(), TimeRemainingColumn(), console=err_console,
-                                    transient=True, disable=as_json)
+                progress = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    TimeRemainingColumn(),
+                    console=err_console,
+                    transient=True,
+                    disable=as_json,
+                )
 
-                def body(task: int, path: Path = path, progress: Progress = progress) -> Any:
+                def body(task: TaskID, path: Path = path, progress: Progress = progress) -> Any:
                     with path.open("rb") as handle:
                         while chunk := handle.read(CHUNK):
                             progress.advance(task, len(chunk))
                             yield chunk
 
-                params = {"filename": path.name, "justification": justification, "provenance": provenance}
+                params = {
+                    "filename": path.name,
+                    "justification": justification,
+                    "provenance": provenance,
+                }
                 if package:
                     params["package"] = package
                 if version:
@@ -86,8 +128,15 @@ def register(app: typer.Typer) -> None:
                     with progress:
                         task = progress.add_task(path.name, total=size)
                         response = client.request(
-                            "POST", "/api/v1/artifacts", params=params, content=body(task),
-                            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
+                            "POST",
+                            "/api/v1/artifacts",
+                            params=params,
+                            content=body(task),
+                            headers={
+                                "Content-Type": "application/octet-stream",
+                                "Content-Length": str(size),
+                            },
+                        )
                 except CliError as error:
                     failures += 1
                     last_error = error
@@ -99,22 +148,29 @@ def register(app: typer.Typer) -> None:
                 results.append(artifact)
                 if not as_json:
                     verb = "uploaded" if artifact["created"] else "already stored"
-                    console.print(f"[green]✓[/] {path.name}: {verb} as {artifact['format']} "
-                                  f"{artifact['name']} {artifact['version']} — id {short(artifact['sha256'])}, "
-                                  f"stage {artifact['current_stage']}")
+                    console.print(
+                        f"[green]✓[/] {path.name}: {verb} as {artifact['format']} "
+                        f"{artifact['name']} {artifact['version']} — id {short(artifact['sha256'])}, "
+                        f"stage {artifact['current_stage']}"
+                    )
         if as_json:
             print_json(results)
         if failures:
             from packyard.cli.exit_codes import exit_code_for
 
-            raise typer.Exit(int(exit_code_for(last_error.code)) if failures == len(files) and last_error
-                             else int(ExitCode.ERROR))
+            raise typer.Exit(
+                int(exit_code_for(last_error.code))
+                if failures == len(files) and last_error
+                else int(ExitCode.ERROR)
+            )
 
     @app.command()
     def download(
         ctx: typer.Context,
         artifact: str = typer.Argument(..., help="Artifact id (sha256 or a prefix of 8+ digits)"),
-        output: Path = typer.Option(None, "--output", "-o", help="File to write [default: the original name]"),
+        output: Path = typer.Option(
+            None, "--output", "-o", help="File to write [default: the original name]"
+        ),
     ) -> None:
         """Download an artifact's file and verify its sha256."""
         import hashlib
@@ -133,18 +189,25 @@ def register(app: typer.Typer) -> None:
                         handle.write(chunk)
             if digest.hexdigest() != meta["sha256"]:
                 partial.unlink(missing_ok=True)
-                raise CliError("integrity", "the downloaded file does not match its sha256",
-                               hint="try again; if it persists run `packyard scrub` on the server")
+                raise CliError(
+                    "integrity",
+                    "the downloaded file does not match its sha256",
+                    hint="try again; if it persists run `packyard scrub` on the server",
+                )
             os.replace(partial, target)
         console.print(f"Saved {target} ({human_size(meta['size'])}, sha256 verified).")
 
-    def _transition(ctx: typer.Context, artifact: str, action: str, body: dict[str, Any], done: str) -> None:
+    def _transition(
+        ctx: typer.Context, artifact: str, action: str, body: dict[str, Any], done: str
+    ) -> None:
         with api(ctx) as client:
             result = client.post(f"/api/v1/artifacts/{artifact}/{action}", json=body)
         a = result["artifact"]
         label = f"{a['name']} {a['version']} ({short(a['sha256'])})"
         if result["changed"]:
-            console.print(f"[green]✓[/] {label} {done}. Stages: {' → '.join(e['stage'] for e in a['stages'])}")
+            console.print(
+                f"[green]✓[/] {label} {done}. Stages: {' → '.join(e['stage'] for e in a['stages'])}"
+            )
         else:
             console.print(f"{label}: nothing to do, already {done}.")
 
@@ -153,44 +216,65 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         artifact: str = typer.Argument(..., help="Artifact id"),
         to: str = typer.Option(..., "--to", help="Target stage"),
-        change_control: str = typer.Option(None, "--change-control", "-c", help="Change-control (ticket) id"),
+        change_control: str = typer.Option(
+            None, "--change-control", "-c", help="Change-control (ticket) id"
+        ),
         note: str = typer.Option(None, "--note", help="Why (kept in the audit log)"),
     ) -> None:
         """Promote an artifact into a stage; gates that refuse say why."""
-        _transition(ctx, artifact, "promote", {"stage": to, "change_control": change_control, "note": note},
-                    f"promoted to {to}")
+        _transition(
+            ctx,
+            artifact,
+            "promote",
+            {"stage": to, "change_control": change_control, "note": note},
+            f"promoted to {to}",
+        )
 
     @app.command()
     def demote(
         ctx: typer.Context,
         artifact: str = typer.Argument(...),
-        stage: str = typer.Option(None, "--from", help="Stage to leave [default: the highest reached]"),
+        stage: str = typer.Option(
+            None, "--from", help="Stage to leave [default: the highest reached]"
+        ),
         note: str = typer.Option(None, "--note"),
     ) -> None:
         """Take an artifact out of a stage (and the stages that require it)."""
         _transition(ctx, artifact, "demote", {"stage": stage, "note": note}, "demoted")
 
     @app.command()
-    def hold(ctx: typer.Context, artifact: str = typer.Argument(...),
-             reason: str = typer.Option(None, "--reason")) -> None:
+    def hold(
+        ctx: typer.Context,
+        artifact: str = typer.Argument(...),
+        reason: str = typer.Option(None, "--reason"),
+    ) -> None:
         """Hold an artifact: no promotions until released."""
         _transition(ctx, artifact, "hold", {"reason": reason}, "held")
 
     @app.command()
-    def release(ctx: typer.Context, artifact: str = typer.Argument(...),
-                reason: str = typer.Option(None, "--reason")) -> None:
+    def release(
+        ctx: typer.Context,
+        artifact: str = typer.Argument(...),
+        reason: str = typer.Option(None, "--reason"),
+    ) -> None:
         """Release a hold."""
         _transition(ctx, artifact, "release", {"reason": reason}, "released")
 
     @app.command()
-    def fail(ctx: typer.Context, artifact: str = typer.Argument(...),
-             reason: str = typer.Option(None, "--reason")) -> None:
+    def fail(
+        ctx: typer.Context,
+        artifact: str = typer.Argument(...),
+        reason: str = typer.Option(None, "--reason"),
+    ) -> None:
         """Mark an artifact failed: it leaves every channel and cannot be promoted."""
         _transition(ctx, artifact, "fail", {"reason": reason}, "marked failed")
 
     @app.command()
-    def deprecate(ctx: typer.Context, artifact: str = typer.Argument(...),
-                  reason: str = typer.Option(None, "--reason")) -> None:
+    def deprecate(
+        ctx: typer.Context,
+        artifact: str = typer.Argument(...),
+        reason: str = typer.Option(None, "--reason"),
+    ) -> None:
         """Mark an artifact deprecated: it leaves every channel and cannot be promoted."""
         _transition(ctx, artifact, "deprecate", {"reason": reason}, "deprecated")
 
@@ -213,10 +297,22 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """List artifacts with filters, sorting and paging."""
-        params = {k: v for k, v in {"package": package, "stage": stage, "format": format, "arch": arch,
-                                    "status": status, "q": q, "sort": sort,
-                                    "order": "asc" if ascending else "desc", "page": page,
-                                    "per_page": per_page}.items() if v is not None}
+        params = {
+            k: v
+            for k, v in {
+                "package": package,
+                "stage": stage,
+                "format": format,
+                "arch": arch,
+                "status": status,
+                "q": q,
+                "sort": sort,
+                "order": "asc" if ascending else "desc",
+                "page": page,
+                "per_page": per_page,
+            }.items()
+            if v is not None
+        }
         with api(ctx) as client:
             data = client.get("/api/v1/artifacts", params=params)
         if as_json:
@@ -224,17 +320,30 @@ def register(app: typer.Typer) -> None:
             return
         print_table(
             ["id", "package", "format", "version", "arch", "stage", "status", "uploaded"],
-            [(short(a["sha256"]), a["package"], a["format"], a["version"], a["arch"] or "",
-              a["current_stage"], a["status"] + (" (held)" if a["held"] else ""),
-              a["uploaded_at"][:19].replace("T", " ")) for a in data["items"]],
+            [
+                (
+                    short(a["sha256"]),
+                    a["package"],
+                    a["format"],
+                    a["version"],
+                    a["arch"] or "",
+                    a["current_stage"],
+                    a["status"] + (" (held)" if a["held"] else ""),
+                    a["uploaded_at"][:19].replace("T", " "),
+                )
+                for a in data["items"]
+            ],
         )
         shown = len(data["items"])
         first = (data["page"] - 1) * data["per_page"] + (1 if shown else 0)
         err_console.print(f"[dim]{first}-{first + shown - 1 if shown else 0} of {data['total']}[/]")
 
     @artifacts_app.command("show")
-    def show(ctx: typer.Context, artifact: str = typer.Argument(...),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+    def show(
+        ctx: typer.Context,
+        artifact: str = typer.Argument(...),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
         """Show an artifact: metadata, stages and what its next stage still needs."""
         with api(ctx) as client:
             data = client.get(f"/api/v1/artifacts/{artifact}")

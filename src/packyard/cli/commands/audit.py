@@ -13,6 +13,11 @@ from packyard.cli.output import console, err_console, print_json, print_table, s
 __all__ = ["register"]
 
 
+def _object(ev: dict) -> str:  # type: ignore[type-arg]
+    oid = ev["object_id"]
+    return f"{ev['object_type']}:{short(oid) if ev['object_type'] == 'artifact' else oid}"
+
+
 def register(app: typer.Typer) -> None:
     audit_app = typer.Typer(help="The tamper-evident audit log.", invoke_without_command=True)
     app.add_typer(audit_app, name="audit")
@@ -29,8 +34,16 @@ def register(app: typer.Typer) -> None:
         """List audit events, newest first."""
         if ctx.invoked_subcommand is not None:
             return
-        params = {k: v for k, v in {"artifact": artifact, "actor": actor, "action": action,
-                                    "per_page": limit}.items() if v is not None}
+        params = {
+            k: v
+            for k, v in {
+                "artifact": artifact,
+                "actor": actor,
+                "action": action,
+                "per_page": limit,
+            }.items()
+            if v is not None
+        }
         with api(ctx) as client:
             data = client.get("/api/v1/events", params=params)
         if as_json:
@@ -39,14 +52,28 @@ def register(app: typer.Typer) -> None:
 
         def describe(ev: dict) -> str:  # type: ignore[type-arg]
             after = ev.get("after") or {}
-            parts = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in after.items()
-                     if k not in ("stages",) and v not in (None, [], {})]
+            parts = [
+                f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                for k, v in after.items()
+                if k not in ("stages",) and v not in (None, [], {})
+            ]
             return ", ".join(parts)[:120]
 
-        print_table(["#", "time", "actor", "action", "object", "details", "reason"],
-                    [(ev["seq"], ev["at"][:19].replace("T", " "), ev["actor"], ev["action"],
-                      f"{ev['object_type']}:{short(ev['object_id']) if ev['object_type'] == 'artifact' else ev['object_id']}",
-                      describe(ev), ev.get("reason") or "") for ev in data["items"]])
+        print_table(
+            ["#", "time", "actor", "action", "object", "details", "reason"],
+            [
+                (
+                    ev["seq"],
+                    ev["at"][:19].replace("T", " "),
+                    ev["actor"],
+                    ev["action"],
+                    _object(ev),
+                    describe(ev),
+                    ev.get("reason") or "",
+                )
+                for ev in data["items"]
+            ],
+        )
         err_console.print(f"[dim]{len(data['items'])} of {data['total']} events[/]")
 
     @audit_app.command("verify")
@@ -55,7 +82,11 @@ def register(app: typer.Typer) -> None:
         with api(ctx) as client:
             report = client.get("/api/v1/events/verify")
         if report["ok"]:
-            console.print(f"[green]✓[/] audit log intact: {report['checked']} events, hash chain verified.")
+            console.print(
+                f"[green]✓[/] audit log intact: {report['checked']} events, hash chain verified."
+            )
             return
-        err_console.print(f"[bold red]✗ audit log broken at event #{report['broken_at']}:[/] {report['problem']}")
+        err_console.print(
+            f"[bold red]✗ audit log broken at event #{report['broken_at']}:[/] {report['problem']}"
+        )
         raise typer.Exit(int(ExitCode.INTEGRITY))

@@ -17,38 +17,74 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pipelines_app, name="pipelines")
 
     @packages_app.command("list")
-    def list_(ctx: typer.Context, q: str = typer.Option(None, "--search", "-q"),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+    def list_(
+        ctx: typer.Context,
+        q: str = typer.Option(None, "--search", "-q"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
         """List packages."""
         with api(ctx) as client:
             packages = client.get("/api/v1/packages", params={"q": q} if q else None)
         if as_json:
             print_json(packages)
             return
-        print_table(["package", "pipeline", "artifacts", "last upload"],
-                    [(p["name"], p["pipeline"], p["artifact_count"], (p["last_upload"] or "")[:19].replace("T", " "))
-                     for p in packages])
+        print_table(
+            ["package", "pipeline", "artifacts", "last upload"],
+            [
+                (
+                    p["name"],
+                    p["pipeline"],
+                    p["artifact_count"],
+                    (p["last_upload"] or "")[:19].replace("T", " "),
+                )
+                for p in packages
+            ],
+        )
 
     @packages_app.command("show")
-    def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    def show(
+        ctx: typer.Context,
+        name: str = typer.Argument(...),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
         """All versions of a package with the stages each reached."""
         with api(ctx) as client:
             package = client.get(f"/api/v1/packages/{name}")
         if as_json:
             print_json(package)
             return
-        console.print(f"[bold]{package['name']}[/] — pipeline {package['pipeline']}: {' → '.join(package['stages'])}")
-        print_table(["id", "version", "format", "arch", *package["stages"], "status"],
-                    [(short(a["sha256"]), a["version"], a["format"], a["arch"] or "",
-                      *["●" if s in {e["stage"] for e in a["stages"]} else "" for s in package["stages"]],
-                      a["status"] + (" (held)" if a["held"] else "")) for a in package["artifacts"]])
+        console.print(
+            f"[bold]{package['name']}[/] — pipeline {package['pipeline']}: {' → '.join(package['stages'])}"
+        )
+        print_table(
+            ["id", "version", "format", "arch", *package["stages"], "status"],
+            [
+                (
+                    short(a["sha256"]),
+                    a["version"],
+                    a["format"],
+                    a["arch"] or "",
+                    *[
+                        "●" if s in {e["stage"] for e in a["stages"]} else ""
+                        for s in package["stages"]
+                    ],
+                    a["status"] + (" (held)" if a["held"] else ""),
+                )
+                for a in package["artifacts"]
+            ],
+        )
 
     @packages_app.command("set-pipeline")
-    def set_pipeline(ctx: typer.Context, name: str = typer.Argument(...),
-                     pipeline: str = typer.Argument(None, help="Pipeline name; omit for the default")) -> None:
+    def set_pipeline(
+        ctx: typer.Context,
+        name: str = typer.Argument(...),
+        pipeline: str = typer.Argument(None, help="Pipeline name; omit for the default"),
+    ) -> None:
         """Assign a pipeline to a package."""
         with api(ctx) as client:
-            package = client.request("PUT", f"/api/v1/packages/{name}/pipeline", json={"pipeline": pipeline}).json()
+            package = client.request(
+                "PUT", f"/api/v1/packages/{name}/pipeline", json={"pipeline": pipeline}
+            ).json()
         console.print(f"{package['name']} now follows pipeline {package['pipeline']}.")
 
     @pipelines_app.command("list")
@@ -60,7 +96,16 @@ def register(app: typer.Typer) -> None:
             print_json(pipelines)
             return
         for p in pipelines:
-            print_table(["stage", "requires", "change control", "who may promote"],
-                        [(s["name"], ", ".join(s["requires"]), "required" if s["change_control"] else "",
-                          ", ".join(s["promote_roles"])) for s in p["stages"]],
-                        title=f"{p['name']}{' (default)' if p['default'] else ''}")
+            print_table(
+                ["stage", "requires", "change control", "who may promote"],
+                [
+                    (
+                        s["name"],
+                        ", ".join(s["requires"]),
+                        "required" if s["change_control"] else "",
+                        ", ".join(s["promote_roles"]),
+                    )
+                    for s in p["stages"]
+                ],
+                title=f"{p['name']}{' (default)' if p['default'] else ''}",
+            )

@@ -13,13 +13,18 @@ __all__ = ["register"]
 
 
 def _domain_error(exc: Exception) -> CliError:
-    return CliError(getattr(exc, "code", "error"), getattr(exc, "message", str(exc)),
-                    hint=getattr(exc, "hint", None))
+    return CliError(
+        getattr(exc, "code", "error"),
+        getattr(exc, "message", str(exc)),
+        hint=getattr(exc, "hint", None),
+    )
 
 
 def register(app: typer.Typer) -> None:
-    packet_app = typer.Typer(help="Build and inspect packets (file trees with scripts, for devices).",
-                             no_args_is_help=True)
+    packet_app = typer.Typer(
+        help="Build and inspect packets (file trees with scripts, for devices).",
+        no_args_is_help=True,
+    )
     app.add_typer(packet_app, name="packet")
 
     @packet_app.command("init")
@@ -27,24 +32,34 @@ def register(app: typer.Typer) -> None:
         directory: Path = typer.Argument(..., help="Folder to create"),
         name: str = typer.Option(..., "--name"),
         version: str = typer.Option(..., "--version"),
-        tags: str = typer.Option("", "--tags", help="Comma-separated tags, e.g. arch=armv7l,systemd"),
+        tags: str = typer.Option(
+            "", "--tags", help="Comma-separated tags, e.g. arch=armv7l,systemd"
+        ),
     ) -> None:
         """Create a packet folder: control.json, data/ and example scripts."""
         from packyard.domain.errors import PackyardError
         from packyard.services.packets import init_packet
 
         try:
-            init_packet(directory, name=name, version=version,
-                        tags=[t.strip() for t in tags.split(",") if t.strip()])
+            init_packet(
+                directory,
+                name=name,
+                version=version,
+                tags=[t.strip() for t in tags.split(",") if t.strip()],
+            )
         except PackyardError as exc:
             fail(_domain_error(exc))
-        console.print(f"Created {directory}/: put the files under data/ as laid out on the device, "
-                      f"edit the scripts, then `packyard packet build {directory}`.")
+        console.print(
+            f"Created {directory}/: put the files under data/ as laid out on the device, "
+            f"edit the scripts, then `packyard packet build {directory}`."
+        )
 
     @packet_app.command("build")
     def build(
         directory: Path = typer.Argument(..., exists=True, file_okay=False),
-        output: Path = typer.Option(None, "--output", "-o", help="Output file [default: NAME-VERSION.packet]"),
+        output: Path = typer.Option(
+            None, "--output", "-o", help="Output file [default: NAME-VERSION.packet]"
+        ),
         compression: str = typer.Option("xz", "--compression", help="xz, zst or gz"),
     ) -> None:
         """Build a packet file from a packet folder."""
@@ -63,12 +78,16 @@ def register(app: typer.Typer) -> None:
             meta = build_packet(directory, output, compression=compression)
         except PackyardError as exc:
             fail(_domain_error(exc))
-        console.print(f"Built {output}: packet {meta.name} {meta.version}, "
-                      f"{meta.fields.get('files', '?')} files, scripts: {', '.join(meta.fields.get('scripts', [])) or 'none'}.")
+        console.print(
+            f"Built {output}: packet {meta.name} {meta.version}, "
+            f"{meta.fields.get('files', '?')} files, scripts: {', '.join(meta.fields.get('scripts', [])) or 'none'}."
+        )
 
     @packet_app.command("info")
-    def info(file: Path = typer.Argument(..., exists=True, dir_okay=False),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+    def info(
+        file: Path = typer.Argument(..., exists=True, dir_okay=False),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
         """Show what Packyard reads from any package file (not only packets)."""
         from dataclasses import asdict
 
@@ -85,8 +104,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(data)
             return
-        console.print(f"[bold]{meta.name} {meta.version}[/] ({meta.format.value}"
-                      f"{', ' + meta.arch if meta.arch else ''}{', ' + meta.kind if meta.kind else ''})")
+        console.print(
+            f"[bold]{meta.name} {meta.version}[/] ({meta.format.value}"
+            f"{', ' + meta.arch if meta.arch else ''}{', ' + meta.kind if meta.kind else ''})"
+        )
         for key, values in meta.relations.items():
             if values:
                 console.print(f"  [dim]{key:>12}[/]  {', '.join(values)}")

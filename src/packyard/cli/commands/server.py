@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from packyard.cli.client import CliError, Client, ClientSettings, save_client_config
+from packyard.cli.client import Client, ClientSettings, CliError, save_client_config
 from packyard.cli.output import console, err_console, fail
 
 __all__ = ["register"]
@@ -39,12 +39,18 @@ def write_admin_token(data_dir: Path, token: str) -> Path:
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
-        data_dir: Path = typer.Option(None, "--data-dir", envvar="PACKYARD_DATA_DIR",
-                                      help="Data directory [default: ./packyard-data]"),
+        data_dir: Path = typer.Option(
+            None,
+            "--data-dir",
+            envvar="PACKYARD_DATA_DIR",
+            help="Data directory [default: ./packyard-data]",
+        ),
         host: str = typer.Option(None, "--host", help="Listen address [default: 127.0.0.1]"),
         port: int = typer.Option(None, "--port", help="Listen port [default: 8000]"),
         config: Path = typer.Option(None, "--config", envvar="PACKYARD_CONFIG", help="Config file"),
-        demo: bool = typer.Option(False, "--demo", help="Load a small demo data set on first start"),
+        demo: bool = typer.Option(
+            False, "--demo", help="Load a small demo data set on first start"
+        ),
     ) -> None:
         """Run the Packyard server (creates the database and, on first start, an admin)."""
         import uvicorn
@@ -63,22 +69,33 @@ def register(app: typer.Typer) -> None:
             err_console.print("[bold green]Created the first admin account 'admin'.[/]")
             err_console.print(f"One-time admin token (also in {path}, readable only by you):")
             err_console.print(f"  [bold]{token}[/]")
-            err_console.print(f"Sign the CLI in with: packyard login --server http://{settings.host}:{settings.port} --token-file {path}")
+            err_console.print(
+                "Sign the CLI in with: packyard login "
+                f"--server http://{settings.host}:{settings.port} --token-file {path}"
+            )
         if demo:
             from packyard.services.demo import load_demo
 
             loaded = load_demo(runtime)
             if loaded:
                 err_console.print(f"Loaded {loaded} demo artifacts.")
-        err_console.print(f"Packyard listening on http://{settings.host}:{settings.port} "
-                          f"(API docs at /api/docs, data in {settings.data_dir})")
-        uvicorn.run(create_app(runtime), host=settings.host, port=settings.port,
-                    log_config=uvicorn_log_config(settings.log_level, settings.log_format),
-                    timeout_graceful_shutdown=5)
+        err_console.print(
+            f"Packyard listening on http://{settings.host}:{settings.port} "
+            f"(API docs at /api/docs, data in {settings.data_dir})"
+        )
+        uvicorn.run(
+            create_app(runtime),
+            host=settings.host,
+            port=settings.port,
+            log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+            timeout_graceful_shutdown=5,
+        )
 
     @app.command()
     def init(
-        data_dir: Path = typer.Option(Path("packyard-data"), "--data-dir", envvar="PACKYARD_DATA_DIR"),
+        data_dir: Path = typer.Option(
+            Path("packyard-data"), "--data-dir", envvar="PACKYARD_DATA_DIR"
+        ),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
     ) -> None:
         """Write a commented packyard.toml listing every setting with its default."""
@@ -86,7 +103,11 @@ def register(app: typer.Typer) -> None:
 
         path = data_dir / "packyard.toml"
         if path.exists() and not force:
-            fail(CliError("invalid_request", f"{path} already exists", hint="pass --force to overwrite"))
+            fail(
+                CliError(
+                    "invalid_request", f"{path} already exists", hint="pass --force to overwrite"
+                )
+            )
         data_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(render_default_config(data_dir=data_dir))
         console.print(f"Wrote {path}. Edit it, then run `packyard serve --data-dir {data_dir}`.")
@@ -94,8 +115,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def login(
         ctx: typer.Context,
-        server_url: str = typer.Option(None, "--server", help="Server URL"),
-        token: str = typer.Option(None, "--token", help="API token (or use --token-file / prompt)"),
+        server_url: str | None = typer.Option(None, "--server", help="Server URL"),
+        token: str | None = typer.Option(None, "--token", help="API token (or use --token-file / prompt)"),
         token_file: Path = typer.Option(None, "--token-file", help="Read the token from this file"),
     ) -> None:
         """Check a token against the server and save server + token for later commands."""
@@ -103,7 +124,7 @@ def register(app: typer.Typer) -> None:
         server_url = server_url or obj.get("server")
         if token_file is not None:
             token = token_file.read_text().strip()
-        token = token or obj.get("token") or typer.prompt("API token", hide_input=True)
+        token = str(token or obj.get("token") or typer.prompt("API token", hide_input=True))
         settings = ClientSettings.resolve(server=server_url, token=token)
         client = Client(settings)
         try:
@@ -113,4 +134,6 @@ def register(app: typer.Typer) -> None:
         finally:
             client.close()
         path = save_client_config(server=settings.server, token=token)
-        console.print(f"Logged in to {settings.server} as {me['name']} ({me['role']}); saved to {path}.")
+        console.print(
+            f"Logged in to {settings.server} as {me['name']} ({me['role']}); saved to {path}."
+        )

@@ -25,16 +25,26 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         name: str = typer.Argument(...),
         role: str = typer.Option(..., "--role", help="admin, maintainer, uploader or viewer"),
-        stages: str = typer.Option(None, "--stages", help="Comma-separated stages this user may promote into"),
-        token: bool = typer.Option(True, "--token/--no-token", help="Also create a first API token"),
+        stages: str = typer.Option(
+            None, "--stages", help="Comma-separated stages this user may promote into"
+        ),
+        token: bool = typer.Option(
+            True, "--token/--no-token", help="Also create a first API token"
+        ),
     ) -> None:
         """Create a user (and, by default, a first token shown once)."""
         with api(ctx) as client:
-            user = client.post("/api/v1/users", json={"name": name, "role": role, "stages": _stages(stages)})
-            console.print(f"Created user {user['name']} ({user['role']}"
-                          f"{', stages ' + ','.join(user['stages']) if user['stages'] else ''}).")
+            user = client.post(
+                "/api/v1/users", json={"name": name, "role": role, "stages": _stages(stages)}
+            )
+            console.print(
+                f"Created user {user['name']} ({user['role']}"
+                f"{', stages ' + ','.join(user['stages']) if user['stages'] else ''})."
+            )
             if token:
-                created = client.post("/api/v1/tokens", json={"name": f"{name} first token", "user": name})
+                created = client.post(
+                    "/api/v1/tokens", json={"name": f"{name} first token", "user": name}
+                )
                 console.print("API token (shown only now):")
                 console.print(f"  [bold]{created['token']}[/]")
 
@@ -46,9 +56,19 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(users)
             return
-        print_table(["name", "role", "stages", "disabled", "created"],
-                    [(u["name"], u["role"], ",".join(u["stages"]) if u["stages"] is not None else "all",
-                      "yes" if u["disabled"] else "", u["created_at"][:10]) for u in users])
+        print_table(
+            ["name", "role", "stages", "disabled", "created"],
+            [
+                (
+                    u["name"],
+                    u["role"],
+                    ",".join(u["stages"]) if u["stages"] is not None else "all",
+                    "yes" if u["disabled"] else "",
+                    u["created_at"][:10],
+                )
+                for u in users
+            ],
+        )
 
     @users_app.command("update")
     def update(
@@ -56,16 +76,28 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(...),
         role: str = typer.Option(None, "--role"),
         stages: str = typer.Option(None, "--stages", help="Comma-separated stages"),
-        all_stages: bool = typer.Option(False, "--all-stages", help="Allow every stage the role allows"),
+        all_stages: bool = typer.Option(
+            False, "--all-stages", help="Allow every stage the role allows"
+        ),
         disable: bool = typer.Option(None, "--disable/--enable"),
     ) -> None:
         """Change a user's role, stage permissions or disable them."""
         with api(ctx) as client:
-            user = client.request("PATCH", f"/api/v1/users/{name}", json={
-                "role": role, "stages": _stages(stages), "all_stages": all_stages, "disabled": disable}).json()
-        console.print(f"{user['name']}: role {user['role']}, stages "
-                      f"{','.join(user['stages']) if user['stages'] is not None else 'all'}"
-                      f"{', disabled' if user['disabled'] else ''}.")
+            user = client.request(
+                "PATCH",
+                f"/api/v1/users/{name}",
+                json={
+                    "role": role,
+                    "stages": _stages(stages),
+                    "all_stages": all_stages,
+                    "disabled": disable,
+                },
+            ).json()
+        console.print(
+            f"{user['name']}: role {user['role']}, stages "
+            f"{','.join(user['stages']) if user['stages'] is not None else 'all'}"
+            f"{', disabled' if user['disabled'] else ''}."
+        )
 
     @tokens_app.command("create")
     def tcreate(
@@ -77,33 +109,52 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create an API token; the secret is shown once."""
         with api(ctx) as client:
-            created = client.post("/api/v1/tokens", json={"name": name, "user": user,
-                                                          "expires_in_days": expires_days})
+            created = client.post(
+                "/api/v1/tokens", json={"name": name, "user": user, "expires_in_days": expires_days}
+            )
         if quiet:
             print(created["token"])
             return
-        console.print(f"Token {created['id']} for {created['user']}"
-                      f"{' (expires ' + created['expires_at'][:10] + ')' if created['expires_at'] else ''}; "
-                      "copy it now, it is not shown again:")
+        console.print(
+            f"Token {created['id']} for {created['user']}"
+            f"{' (expires ' + created['expires_at'][:10] + ')' if created['expires_at'] else ''}; "
+            "copy it now, it is not shown again:"
+        )
         console.print(f"  [bold]{created['token']}[/]")
 
     @tokens_app.command("list")
-    def tlist(ctx: typer.Context, all_users: bool = typer.Option(False, "--all", help="Every user's (admin)"),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+    def tlist(
+        ctx: typer.Context,
+        all_users: bool = typer.Option(False, "--all", help="Every user's (admin)"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
         """List tokens (never their secrets)."""
         with api(ctx) as client:
             tokens = client.get("/api/v1/tokens", params={"all": all_users})
         if as_json:
             print_json(tokens)
             return
-        print_table(["id", "user", "name", "prefix", "created", "expires", "state"],
-                    [(t["id"], t["user"], t["name"], t["prefix"] + "…", t["created_at"][:10],
-                      (t["expires_at"] or "")[:10], "revoked" if t["revoked_at"] else "active")
-                     for t in tokens])
+        print_table(
+            ["id", "user", "name", "prefix", "created", "expires", "state"],
+            [
+                (
+                    t["id"],
+                    t["user"],
+                    t["name"],
+                    t["prefix"] + "…",
+                    t["created_at"][:10],
+                    (t["expires_at"] or "")[:10],
+                    "revoked" if t["revoked_at"] else "active",
+                )
+                for t in tokens
+            ],
+        )
 
     @tokens_app.command("revoke")
     def trevoke(ctx: typer.Context, token_id: int = typer.Argument(...)) -> None:
         """Revoke a token; it stops working at once."""
         with api(ctx) as client:
             token = client.request("DELETE", f"/api/v1/tokens/{token_id}").json()
-        console.print(f"Revoked token {token['id']} ({token['name']}, {token['prefix']}…) of {token['user']}.")
+        console.print(
+            f"Revoked token {token['id']} ({token['name']}, {token['prefix']}…) of {token['user']}."
+        )

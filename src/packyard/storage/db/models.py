@@ -136,7 +136,10 @@ class Artifact(Base):
 
 class StageEntry(Base):
     __tablename__ = "stage_entries"
-    __table_args__ = (UniqueConstraint("artifact_id", "stage"), Index("ix_stage_entries_stage", "stage"))
+    __table_args__ = (
+        UniqueConstraint("artifact_id", "stage"),
+        Index("ix_stage_entries_stage", "stage"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))

@@ -66,7 +66,9 @@ class TokenRepository:
 
     def by_hash(self, token_hash: str) -> ApiToken | None:
         return self.session.scalar(
-            select(ApiToken).options(selectinload(ApiToken.user)).where(ApiToken.token_hash == token_hash)
+            select(ApiToken)
+            .options(selectinload(ApiToken.user))
+            .where(ApiToken.token_hash == token_hash)
         )
 
     def list(self, *, user_id: int | None = None) -> Sequence[ApiToken]:
@@ -96,7 +98,9 @@ class PackageRepository:
             self.session.flush()
         return package
 
-    def list_with_counts(self, *, q: str | None = None) -> list[tuple[Package, int, datetime | None]]:
+    def list_with_counts(
+        self, *, q: str | None = None
+    ) -> list[tuple[Package, int, datetime | None]]:
         stmt = (
             select(Package, func.count(Artifact.id), func.max(Artifact.uploaded_at))
             .outerjoin(Artifact, Artifact.package_id == Package.id)
@@ -142,8 +146,10 @@ class ArtifactRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _base(self) -> Select[tuple[Artifact]]:
-        return select(Artifact).options(selectinload(Artifact.stages), selectinload(Artifact.package))
+    def _base(self) -> Select[Artifact]:
+        return select(Artifact).options(
+            selectinload(Artifact.stages), selectinload(Artifact.package)
+        )
 
     def by_sha256(self, sha256: str) -> Artifact | None:
         return self.session.scalar(self._base().where(Artifact.sha256 == sha256))
@@ -159,9 +165,10 @@ class ArtifactRepository:
     def lock(self, artifact_id: int) -> Artifact:
         """Re-read an artifact with a row lock (PostgreSQL) so transitions serialise."""
         artifact = self.session.scalar(
-            select(Artifact).where(Artifact.id == artifact_id).with_for_update().execution_options(
-                populate_existing=True
-            )
+            select(Artifact)
+            .where(Artifact.id == artifact_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
         assert artifact is not None  # the caller has just read it in this transaction
         self.session.refresh(artifact, attribute_names=["stages"])
@@ -191,7 +198,9 @@ class ArtifactRepository:
             conditions.append(Artifact.package.has(Package.name == query.package))
         if query.stage:
             conditions.append(
-                exists().where(and_(StageEntry.artifact_id == Artifact.id, StageEntry.stage == query.stage))
+                exists().where(
+                    and_(StageEntry.artifact_id == Artifact.id, StageEntry.stage == query.stage)
+                )
             )
         if query.format:
             conditions.append(Artifact.format == query.format)
@@ -230,7 +239,9 @@ class ArtifactRepository:
 
     def for_package(self, package_id: int) -> Sequence[Artifact]:
         return self.session.scalars(
-            self._base().where(Artifact.package_id == package_id).order_by(Artifact.uploaded_at.desc())
+            self._base()
+            .where(Artifact.package_id == package_id)
+            .order_by(Artifact.uploaded_at.desc())
         ).all()
 
     def retired(self, *, status: str) -> Sequence[Artifact]:
@@ -245,7 +256,9 @@ class ArtifactRepository:
         return set(self.session.scalars(select(Artifact.sha256)).all())
 
     def iter_for_scrub(self) -> Iterator[tuple[str, int]]:
-        yield from self.session.execute(select(Artifact.sha256, Artifact.size).order_by(Artifact.id)).tuples()
+        yield from self.session.execute(
+            select(Artifact.sha256, Artifact.size).order_by(Artifact.id)
+        ).tuples()
 
     def count(self) -> int:
         return self.session.scalar(select(func.count(Artifact.id))) or 0
@@ -295,13 +308,29 @@ class EventRepository:
             self.session.add(head)
         seq = head.seq + 1
         digest = event_hash(
-            seq=seq, at=at, actor=actor, action=action, object_type=object_type,
-            object_id=object_id, before=before, after=after, reason=reason, prev_hash=head.hash,
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=before,
+            after=after,
+            reason=reason,
+            prev_hash=head.hash,
         )
         event = Event(
-            seq=seq, at=at, actor=actor, action=action, object_type=object_type,
-            object_id=object_id, before=before, after=after, reason=reason,
-            prev_hash=head.hash, hash=digest,
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=before,
+            after=after,
+            reason=reason,
+            prev_hash=head.hash,
+            hash=digest,
         )
         self.session.add(event)
         head.seq = seq
@@ -340,9 +369,17 @@ class EventRepository:
                 return
             for ev in rows:
                 yield EventRecord(
-                    seq=ev.seq, at=ev.at, actor=ev.actor, action=ev.action,
-                    object_type=ev.object_type, object_id=ev.object_id, before=ev.before,
-                    after=ev.after, reason=ev.reason, prev_hash=ev.prev_hash, hash=ev.hash,
+                    seq=ev.seq,
+                    at=ev.at,
+                    actor=ev.actor,
+                    action=ev.action,
+                    object_type=ev.object_type,
+                    object_id=ev.object_id,
+                    before=ev.before,
+                    after=ev.after,
+                    reason=ev.reason,
+                    prev_hash=ev.prev_hash,
+                    hash=ev.hash,
                 )
             last = rows[-1].seq
             self.session.expunge_all()
