@@ -76,7 +76,8 @@ def register(app: typer.Typer) -> None:
         if demo:
             from packyard.services.demo import load_demo
 
-            loaded = load_demo(runtime)
+            with runtime.context(write=True) as ctx:
+                loaded = load_demo(ctx)
             if loaded:
                 err_console.print(f"Loaded {loaded} demo artifacts.")
         err_console.print(
