@@ -469,6 +469,7 @@ def test_tokens_login_and_revocation(server: Server, tmp_path: Path) -> None:
 
     tokens = json.loads(server.cli("tokens", "list", "--json").stdout)
     laptop = next(t for t in tokens if t["name"] == "laptop")
+    assert laptop["last_used_at"] is not None  # the login and the listing used it
     assert token not in json.dumps(tokens)
     assert server.cli("tokens", "revoke", str(laptop["id"])).returncode == 0
     after = run_cli("artifacts", "list", env=plain_env)
@@ -513,6 +514,11 @@ def test_download_verifies_and_matches(server: Server, tmp_path: Path) -> None:
     result = server.cli("download", sha[:10], "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == deb.read_bytes()
+    with server.client() as client:
+        whole = client.get(f"/api/v1/artifacts/{sha}/file")
+        assert whole.headers["etag"] == f'"{sha}"'
+        part = client.get(f"/api/v1/artifacts/{sha}/file", headers={"Range": "bytes=0-7"})
+    assert part.status_code == 206 and part.content == deb.read_bytes()[:8] == b"!<arch>\n"
     missing = server.cli("download", "deadbeefdeadbeef", "-o", str(out))
     assert missing.returncode == 5 and "no artifact id starts with" in missing.stderr
 
@@ -600,3 +606,19 @@ def test_cli_help_is_fast_to_import_and_lists_commands(tmp_path: Path) -> None:
         assert command in result.stdout
     # --help must not drag in the server stack.
     assert "sqlalchemy" not in result.stderr and "fastapi" not in result.stderr
+
+
+def test_demo_data_set_shows_every_format_and_lifecycle(make_server) -> None:
+    server = make_server(extra=("--demo",))
+    listing = _artifacts(server, per_page="100")
+    formats = {a["format"] for a in listing["items"]}
+    assert {"deb", "pacman", "packet", "macos-pkg", "generic"} <= formats
+    statuses = {a["status"] for a in listing["items"]}
+    assert statuses == {"active", "failed", "deprecated"}
+    assert _artifacts(server, stage="prod")["total"] >= 1
+    verify = server.cli("audit", "verify")
+    assert verify.returncode == 0
+    # A restart with --demo does not load it twice.
+    server.stop()
+    server.start("--demo")
+    assert _artifacts(server, per_page="100")["total"] == listing["total"]

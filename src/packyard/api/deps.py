@@ -8,7 +8,7 @@ from fastapi.security import HTTPBearer
 from packyard.bootstrap import Runtime
 from packyard.domain.auth import Principal
 from packyard.domain.errors import NotAuthenticated
-from packyard.services.users import authenticate_token
+from packyard.services.users import authenticate_token, token_needs_touch, touch_token
 
 __all__ = ["bearer", "get_principal", "get_runtime"]
 
@@ -36,4 +36,11 @@ def get_principal(request: Request) -> Principal:
         )
     runtime = get_runtime(request)
     with runtime.context() as ctx:
-        return authenticate_token(ctx, token.strip())
+        principal = authenticate_token(ctx, token.strip())
+        stale = principal.token_id is not None and token_needs_touch(
+            ctx, token_id=principal.token_id
+        )
+    if stale and principal.token_id is not None:
+        with runtime.context(write=True) as ctx:
+            touch_token(ctx, token_id=principal.token_id)
+    return principal

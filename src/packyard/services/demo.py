@@ -55,7 +55,11 @@ def load_demo(ctx: Context) -> int:
             )
         if item.status is not ArtifactStatus.ACTIVE:
             set_status(
-                ctx, principal=DEMO_PRINCIPAL, ref=sha, status=item.status, reason=item.status_reason
+                ctx,
+                principal=DEMO_PRINCIPAL,
+                ref=sha,
+                status=item.status,
+                reason=item.status_reason,
             )
         loaded += 1
     return loaded

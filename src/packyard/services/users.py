@@ -31,6 +31,8 @@ __all__ = [
     "list_tokens",
     "list_users",
     "revoke_token",
+    "token_needs_touch",
+    "touch_token",
     "update_user",
 ]
 
@@ -75,6 +77,28 @@ def authenticate_token(ctx: Context, token: str) -> Principal:
     if row.user.disabled:
         raise NotAuthenticated(f"user {row.user.name!r} is disabled", hint="ask an admin")
     return _principal(row.user, row)
+
+
+# Recording every request would turn each read into a write; minute precision is plenty.
+LAST_USED_PRECISION = timedelta(minutes=5)
+
+
+def _stale(row: ApiToken | None, now: datetime) -> bool:
+    return row is not None and (
+        row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION
+    )
+
+
+def token_needs_touch(ctx: Context, *, token_id: int) -> bool:
+    """Whether ``touch_token`` would record anything (checked in a read transaction)."""
+    return _stale(ctx.repos.tokens.get(token_id), ctx.now())
+
+
+def touch_token(ctx: Context, *, token_id: int) -> None:
+    """Record that a token was used (at most once per LAST_USED_PRECISION)."""
+    row = ctx.repos.tokens.get(token_id)
+    if row is not None and _stale(row, ctx.now()):
+        row.last_used_at = ctx.now()
 
 
 def _require(principal: Principal, action: Action, what: str) -> None:

@@ -56,6 +56,7 @@ def _token_out(token: ApiToken) -> TokenOut:
         created_at=token.created_at,
         expires_at=token.expires_at,
         revoked_at=token.revoked_at,
+        last_used_at=token.last_used_at,
     )
 
 

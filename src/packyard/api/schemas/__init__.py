@@ -188,6 +188,7 @@ class TokenOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    last_used_at: datetime | None = None
 
 
 class TokenCreated(TokenOut):

@@ -117,7 +117,9 @@ def register(app: typer.Typer) -> None:
     def login(
         ctx: typer.Context,
         server_url: str | None = typer.Option(None, "--server", help="Server URL"),
-        token: str | None = typer.Option(None, "--token", help="API token (or use --token-file / prompt)"),
+        token: str | None = typer.Option(
+            None, "--token", help="API token (or use --token-file / prompt)"
+        ),
         token_file: Path = typer.Option(None, "--token-file", help="Read the token from this file"),
     ) -> None:
         """Check a token against the server and save server + token for later commands."""

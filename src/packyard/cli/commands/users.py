@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
             print_json(tokens)
             return
         print_table(
-            ["id", "user", "name", "prefix", "created", "expires", "state"],
+            ["id", "user", "name", "prefix", "created", "expires", "last used", "state"],
             [
                 (
                     t["id"],
@@ -144,6 +144,7 @@ def register(app: typer.Typer) -> None:
                     t["prefix"] + "…",
                     t["created_at"][:10],
                     (t["expires_at"] or "")[:10],
+                    (t["last_used_at"] or "never")[:16].replace("T", " "),
                     "revoked" if t["revoked_at"] else "active",
                 )
                 for t in tokens
