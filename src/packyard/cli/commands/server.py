@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         """Run the Packyard server (creates the database and, on first start, an admin)."""
         import uvicorn
 
-        from packyard.api.app import create_app
+        from packyard.asgi import create_app
         from packyard.logs import configure_logging, uvicorn_log_config
         from packyard.services.users import bootstrap_admin
 
