@@ -20,6 +20,8 @@ class Role(StrEnum):
     MAINTAINER = "maintainer"
     UPLOADER = "uploader"
     VIEWER = "viewer"
+    # Not a person: a downstream mirror that may only read publications and report heartbeats.
+    MIRROR = "mirror"
 
 
 class PrincipalKind(StrEnum):
@@ -38,9 +40,12 @@ class Action(StrEnum):
     MANAGE_USERS = "manage_users"  # users and other people's tokens
     READ_AUDIT = "read_audit"
     OWN_TOKENS = "own_tokens"  # create/list/revoke one's own tokens
+    PUBLISH = "publish"  # force a publish, roll a channel back, manage signing keys
+    MIRROR_SYNC = "mirror_sync"  # read publications and report heartbeats (mirrors)
 
 
 _ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.MIRROR: frozenset({Action.MIRROR_SYNC}),
     Role.VIEWER: frozenset({Action.READ, Action.OWN_TOKENS}),
     Role.UPLOADER: frozenset({Action.READ, Action.UPLOAD, Action.OWN_TOKENS}),
     Role.MAINTAINER: frozenset(
@@ -52,6 +57,7 @@ _ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.MANAGE_PACKAGES,
             Action.READ_AUDIT,
             Action.OWN_TOKENS,
+            Action.PUBLISH,
         }
     ),
     Role.ADMIN: frozenset(Action),

@@ -29,8 +29,14 @@ __all__ = [
     "Artifact",
     "AuditHead",
     "Base",
+    "DerivedBlob",
     "Event",
+    "IndexEntry",
+    "Job",
+    "Mirror",
     "Package",
+    "Publication",
+    "SigningKey",
     "StageEntry",
     "User",
 ]
@@ -177,3 +183,94 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class IndexEntry(Base):
+    """A repository index entry of one artifact (apt stanza, rpm XML chunk, pacman desc...),
+    computed once — artifacts are immutable — so publishing only concatenates."""
+
+    __tablename__ = "index_entries"
+
+    artifact_id: Mapped[int] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
+
+
+class DerivedBlob(Base):
+    """A file derived from an artifact for publishing (e.g. an rpm signed with our key)."""
+
+    __tablename__ = "derived_blobs"
+
+    artifact_id: Mapped[int] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Publication(Base):
+    """One immutable snapshot of a channel (a stage in one repository format)."""
+
+    __tablename__ = "publications"
+    __table_args__ = (Index("ix_publications_channel_created", "channel", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(128))  # "<format>/<stage>"
+    format: Mapped[str] = mapped_column(String(32))
+    stage: Mapped[str] = mapped_column(String(64))
+    snapshot: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    artifact_count: Mapped[int] = mapped_column(Integer)
+    signed_by: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # current | superseded | rolled_back | pruned
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Job(Base):
+    """A background job: arguments are ids only; status, log and error are kept."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued running succeeded failed
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    log: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SigningKey(Base):
+    """A repository signing key known to Packyard (secret material stays in the keyring)."""
+
+    __tablename__ = "signing_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    # active: signs; retiring: still signs until retire_after; retired: no longer signs
+    status: Mapped[str] = mapped_column(String(16))
+    retire_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Mirror(Base):
+    """A downstream copy of publications; authenticates as its own user (role mirror)."""
+
+    __tablename__ = "mirrors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    channels: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_status: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
