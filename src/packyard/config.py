@@ -86,6 +86,62 @@ class ChangeControlSettings(BaseModel):
         return value or None
 
 
+class AptSettings(BaseModel):
+    origin: str = "Packyard"
+    label: str = "Packyard"
+    component: str = "main"
+    architectures: list[str] = Field(default_factory=lambda: ["amd64", "arm64"])
+    # dists/<suite>: the stage name by default; "{stage}" is replaced, e.g. "bookworm-{stage}".
+    suite_template: str = "{stage}"
+    valid_days: int = Field(default=0, ge=0)  # 0: no Valid-Until
+
+
+class PacmanSettings(BaseModel):
+    # Repository name in pacman.conf ([name]); "{stage}" is replaced.
+    repo_template: str = "packyard-{stage}"
+    architectures: list[str] = Field(default_factory=lambda: ["x86_64", "aarch64"])
+
+
+class MunkiSettings(BaseModel):
+    # Munki catalog name per stage; stages not listed use their own name.
+    catalogs: dict[str, str] = Field(
+        default_factory=lambda: {"dev": "testing", "stage": "testing", "prod": "production"}
+    )
+
+
+class ChannelOptions(BaseModel):
+    # Keep only the newest N versions per package in the channel (0 = all). Packrat's "only
+    # latest", which Packrat stored but never applied.
+    keep_latest: int = Field(default=0, ge=0)
+
+
+class PublishSettings(BaseModel):
+    # Public URL clients use (in `packyard keys show` and the web UI); default from host/port.
+    base_url: str | None = None
+    # Snapshots kept per channel for rollback (the current one included).
+    keep_snapshots: int = Field(default=5, ge=1)
+    # Publish automatically after promotions, demotions, failures and deprecations.
+    auto: bool = True
+    # Anonymous clients may read /repos (apt, dnf, pacman clients); false requires a token
+    # (HTTP basic auth, password = token).
+    public: bool = True
+    apt: AptSettings = Field(default_factory=AptSettings)
+    pacman: PacmanSettings = Field(default_factory=PacmanSettings)
+    munki: MunkiSettings = Field(default_factory=MunkiSettings)
+    # Per channel ("<format>/<stage>", e.g. "apt/prod") or per format ("apt") options.
+    channels: dict[str, ChannelOptions] = Field(default_factory=dict)
+
+    def options_for(self, fmt: str, stage: str) -> ChannelOptions:
+        return self.channels.get(f"{fmt}/{stage}") or self.channels.get(fmt) or ChannelOptions()
+
+
+class JobSettings(BaseModel):
+    # "sqlite" (embedded, jobs.db in the data dir) or a redis URL ("redis://host:6379/0").
+    backend: str = "sqlite"
+    # Worker threads inside `packyard serve`; 0 = run no workers in serve (use `packyard worker`).
+    workers: int = Field(default=2, ge=0)
+
+
 def _default_pipelines() -> dict[str, PipelineSettings]:
     return {
         DEFAULT_PIPELINE.name: PipelineSettings(
@@ -114,6 +170,8 @@ class Settings(BaseSettings):
     upload: UploadSettings = Field(default_factory=UploadSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     change_control: ChangeControlSettings = Field(default_factory=ChangeControlSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     default_pipeline: str = DEFAULT_PIPELINE.name
     pipelines: dict[str, PipelineSettings] = Field(default_factory=_default_pipelines)
     package_pipelines: dict[str, str] = Field(default_factory=dict)
@@ -137,6 +195,18 @@ class Settings(BaseSettings):
     @property
     def resolved_blob_dir(self) -> Path:
         return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.publish.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def stage_names(self) -> list[str]:
+        """Every stage of every pipeline, in first-seen pipeline order."""
+        seen: dict[str, None] = {}
+        for pipeline in self.build_pipelines().values():
+            for stage in pipeline.stage_names:
+                seen.setdefault(stage)
+        return list(seen)
 
     def build_pipelines(self) -> dict[str, Pipeline]:
         """Turn the configured pipelines into domain values (validating them)."""
@@ -262,6 +332,45 @@ tmp_max_age_hours = 24
 # token = ""   # sent as "Authorization: Bearer <token>"; prefer PACKYARD_CHANGE_CONTROL__TOKEN
 approved_field = "approved"
 timeout = 10.0
+
+[publish]
+# URL clients reach this server at (for the client config lines); default http://host:port.
+# base_url = "https://packages.example.com"
+# Snapshots kept per channel for `packyard publications rollback`.
+keep_snapshots = 5
+# Republish affected channels in the background after every stage change.
+auto = true
+# Anonymous read access to /repos; false requires a token as HTTP basic auth password.
+public = true
+
+[publish.apt]
+origin = "Packyard"
+label = "Packyard"
+component = "main"
+architectures = ["amd64", "arm64"]
+# dists/<suite>; e.g. "bookworm-{{stage}}" for distro-specific suites.
+suite_template = "{{stage}}"
+# Days until Release files expire (Valid-Until); 0 for none.
+valid_days = 0
+
+[publish.pacman]
+# [repo] name in pacman.conf.
+repo_template = "packyard-{{stage}}"
+architectures = ["x86_64", "aarch64"]
+
+[publish.munki]
+# Munki catalog per stage (others use the stage name).
+catalogs = {{ dev = "testing", stage = "testing", prod = "production" }}
+
+# Per channel ("apt/prod") or per format ("apt") options:
+# [publish.channels."apt/prod"]
+# keep_latest = 2     # only the newest N versions of each package (0 = all)
+
+[jobs]
+# Background jobs (publishing): "sqlite" (embedded) or "redis://host:6379/0".
+backend = "sqlite"
+# Worker threads inside `packyard serve` (0: run `packyard worker` processes instead).
+workers = 2
 
 # Pipelines: ordered stages. `requires` defaults to the previous stage;
 # `change_control = true` asks for a change-control id; `promote_roles` defaults to
