@@ -35,10 +35,12 @@ __all__ = [
     "Job",
     "Mirror",
     "Package",
+    "PackageNote",
     "Publication",
     "SigningKey",
     "StageEntry",
     "User",
+    "WebSession",
 ]
 
 NAMING = {
@@ -96,6 +98,9 @@ class Package(Base):
     # NULL = the pipeline from configuration (package_pipelines, else default_pipeline).
     pipeline: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # An uploaded icon, stored content-addressed in the blob store (PNG or JPEG only).
+    icon_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    icon_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="package")
 
@@ -105,6 +110,10 @@ class Artifact(Base):
     __table_args__ = (
         Index("ix_artifacts_package_uploaded", "package_id", "uploaded_at"),
         Index("ix_artifacts_format_name", "format", "name"),
+        # Sort columns of the web UI's artifacts table (the others have indexes already).
+        Index("ix_artifacts_name", "name"),
+        Index("ix_artifacts_version", "version"),
+        Index("ix_artifacts_size", "size"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -145,6 +154,9 @@ class StageEntry(Base):
     __table_args__ = (
         UniqueConstraint("artifact_id", "stage"),
         Index("ix_stage_entries_stage", "stage"),
+        # The dashboard's newest artifacts per stage and the charts' time windows.
+        Index("ix_stage_entries_stage_entered", "stage", "entered_at"),
+        Index("ix_stage_entries_entered_at", "entered_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -274,3 +286,33 @@ class Mirror(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_status: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class PackageNote(Base):
+    """A note on a package (PkgBot's package notes): who wrote what, when."""
+
+    __tablename__ = "package_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package_id: Mapped[int] = mapped_column(
+        ForeignKey("packages.id", ondelete="CASCADE"), index=True
+    )
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie carries a random secret; only its sha256 is stored, so
+    signing out, disabling the user or changing the password ends sessions at once."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship()
