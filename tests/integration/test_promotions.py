@@ -507,3 +507,5 @@ def test_unreachable_ticket_system_blocks_the_promotion(
     assert "prod" not in stages_of(runtime, at_stage)
     promoted = events(runtime, action="artifact.promote", object_id=at_stage)
     assert [e.after["stage"] for e in promoted if e.after] == ["ci", "dev", "stage"]
+    refused = events(runtime, action="artifact.promote.refused", object_id=at_stage)
+    assert [e.after["code"] for e in refused if e.after] == ["change_control_unavailable"]

@@ -148,7 +148,7 @@ def ingest(
     package = ctx.repos.packages.get_or_create(request.package or name, now=now)
     pipeline = pipeline_for(ctx, package)
     first = pipeline.first.name
-    artifact = ctx.repos.artifacts.add(
+    inserted = ctx.repos.artifacts.add(
         Artifact(
             sha256=blob.sha256,
             identity=identity,
@@ -172,6 +172,10 @@ def ingest(
             current_stage=first,
         )
     )
+    if inserted is None:
+        # A concurrent upload won the race (PostgreSQL; SQLite serialises writers).
+        return _lost_race(ctx, blob_sha=blob.sha256, identity=identity)
+    artifact = inserted
     ctx.repos.artifacts.add_stage(
         StageEntry(artifact_id=artifact.id, stage=first, entered_at=now, entered_by=principal.name)
     )
@@ -195,6 +199,19 @@ def ingest(
     )
     ctx.repos.session.refresh(artifact)
     return IngestResult(artifact=artifact, created=True)
+
+
+def _lost_race(ctx: Context, *, blob_sha: str, identity: str) -> IngestResult:
+    same = ctx.repos.artifacts.by_sha256(blob_sha)
+    if same is not None:
+        return IngestResult(artifact=same, created=False)
+    clash = ctx.repos.artifacts.by_identity(identity)
+    raise ArtifactConflict(
+        "another upload with the same identity but different content finished first"
+        + (f" (artifact {clash.sha256[:12]})" if clash else ""),
+        hint="bump the version (or release) and upload again; artifacts are immutable",
+        details={"existing": clash.sha256 if clash else None},
+    )
 
 
 def resolve(ctx: Context, ref: str) -> Artifact:

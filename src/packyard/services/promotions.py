@@ -144,7 +144,18 @@ def promote(
         )
     cc = (change_control or "").strip() or None
     if target.change_control and cc and ctx.change_control is not None:
-        decision = ctx.change_control.check(cc, artifact=artifact.sha256, stage=stage)
+        try:
+            decision = ctx.change_control.check(cc, artifact=artifact.sha256, stage=stage)
+        except PackyardError as exc:  # the ticket system is down: refused, and audited
+            raise refuse(
+                ctx,
+                exc,
+                actor=principal,
+                action="artifact.promote",
+                object_type="artifact",
+                object_id=artifact.sha256,
+                request=request,
+            ) from None
         if not decision.approved:
             error = ChangeControlRejected(
                 f"change control {cc!r} was not approved by the ticket system: {decision.detail}",

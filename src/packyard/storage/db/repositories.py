@@ -10,6 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from packyard.domain.audit import GENESIS_HASH, EventRecord, event_hash
@@ -91,11 +94,15 @@ class PackageRepository:
         return self.session.scalar(select(Package).where(Package.name == name))
 
     def get_or_create(self, name: str, *, now: datetime) -> Package:
+        """The package called ``name``, created if needed — safe against concurrent creators."""
         package = self.by_name(name)
         if package is None:
-            package = Package(name=name, created_at=now)
-            self.session.add(package)
-            self.session.flush()
+            insert = _insert_for(self.session)
+            self.session.execute(
+                insert(Package).values(name=name, created_at=now).on_conflict_do_nothing()
+            )
+            package = self.by_name(name)
+            assert package is not None
         return package
 
     def list_with_counts(
@@ -174,9 +181,15 @@ class ArtifactRepository:
         self.session.refresh(artifact, attribute_names=["stages"])
         return artifact
 
-    def add(self, artifact: Artifact) -> Artifact:
-        self.session.add(artifact)
-        self.session.flush()
+    def add(self, artifact: Artifact) -> Artifact | None:
+        """Insert ``artifact``; None when a concurrent upload inserted the same sha256 or
+        identity first (the caller re-reads and decides), leaving the transaction usable."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(artifact)
+                self.session.flush()
+        except IntegrityError:
+            return None
         return artifact
 
     def add_stage(self, entry: StageEntry) -> None:
@@ -256,9 +269,9 @@ class ArtifactRepository:
         return set(self.session.scalars(select(Artifact.sha256)).all())
 
     def iter_for_scrub(self) -> Iterator[tuple[str, int]]:
-        yield from self.session.execute(
-            select(Artifact.sha256, Artifact.size).order_by(Artifact.id)
-        ).tuples()
+        rows = self.session.execute(select(Artifact.sha256, Artifact.size).order_by(Artifact.id))
+        for row in rows:
+            yield row.sha256, row.size
 
     def count(self) -> int:
         return self.session.scalar(select(func.count(Artifact.id))) or 0
@@ -268,6 +281,13 @@ class ArtifactRepository:
             select(StageEntry.stage, func.count(StageEntry.id)).group_by(StageEntry.stage)
         ).all()
         return {stage: n for stage, n in rows}
+
+
+def _insert_for(session: Session) -> Any:
+    """The dialect's INSERT construct (both SQLite and PostgreSQL have ON CONFLICT)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert
+    return sqlite_insert
 
 
 def _escape_like(text: str) -> str:
@@ -304,8 +324,14 @@ class EventRepository:
     ) -> Event:
         head = self.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
         if head is None:
-            head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-            self.session.add(head)
+            # The migration creates the head row; this covers databases emptied by hand.
+            self.session.execute(
+                _insert_for(self.session)(AuditHead)
+                .values(id=1, seq=0, hash=GENESIS_HASH)
+                .on_conflict_do_nothing()
+            )
+            head = self.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+            assert head is not None
         seq = head.seq + 1
         digest = event_hash(
             seq=seq,

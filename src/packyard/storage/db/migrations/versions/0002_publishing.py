@@ -113,6 +113,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("artifact_id", "kind", name=op.f("pk_index_entries")),
     )
     # ### end Alembic commands ###
+    # The audit chain's head row exists from the start, so the first appenders lock a row.
+    op.execute(
+        "INSERT INTO audit_head (id, seq, hash) SELECT 1, 0, '"
+        + "0" * 64
+        + "' WHERE NOT EXISTS (SELECT 1 FROM audit_head WHERE id = 1)"
+    )
 
 
 def downgrade() -> None:
