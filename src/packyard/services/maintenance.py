@@ -112,7 +112,8 @@ def sweep_blobs(
     ctx: Context, *, dry_run: bool, grace_seconds: float = BLOB_GRACE_SECONDS
 ) -> SweepReport:
     """Remove blobs no artifact references (older than the grace period) and stale temp files."""
-    referenced = ctx.repos.artifacts.all_sha256()
+    # Package icons (web UI) live in the same content-addressed store.
+    referenced = ctx.repos.artifacts.all_sha256() | ctx.repos.packages.icon_sha256s()
     cutoff = time.time() - grace_seconds
     orphans: list[str] = []
     total = 0

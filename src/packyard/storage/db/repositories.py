@@ -22,8 +22,10 @@ from packyard.storage.db.models import (
     AuditHead,
     Event,
     Package,
+    PackageNote,
     StageEntry,
     User,
+    WebSession,
 )
 
 __all__ = [
@@ -31,10 +33,12 @@ __all__ = [
     "ArtifactRepository",
     "EventQuery",
     "EventRepository",
+    "NoteRepository",
     "PackageRepository",
     "Repositories",
     "TokenRepository",
     "UserRepository",
+    "WebSessionRepository",
 ]
 
 
@@ -50,6 +54,13 @@ class UserRepository:
 
     def list(self) -> Sequence[User]:
         return self.session.scalars(select(User).order_by(User.name)).all()
+
+    def any_password(self) -> bool:
+        """Whether any user has a web password yet (the first admin sets one from a token)."""
+        return (
+            self.session.scalar(select(User.id).where(User.password_hash.is_not(None)).limit(1))
+            is not None
+        )
 
     def count(self) -> int:
         return self.session.scalar(select(func.count(User.id))) or 0
@@ -117,6 +128,14 @@ class PackageRepository:
         if q:
             stmt = stmt.where(Package.name.contains(q, autoescape=True))
         return [(p, n, last) for p, n, last in self.session.execute(stmt).all()]
+
+    def icon_sha256s(self) -> set[str]:
+        """Blobs referenced as package icons (so that gc keeps them)."""
+        return set(
+            self.session.scalars(
+                select(Package.icon_sha256).where(Package.icon_sha256.is_not(None))
+            )
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,37 +225,7 @@ class ArtifactRepository:
         self.session.flush()
 
     def search(self, query: ArtifactQuery) -> tuple[Sequence[Artifact], int]:
-        conditions = []
-        if query.package:
-            conditions.append(Artifact.package.has(Package.name == query.package))
-        if query.stage:
-            conditions.append(
-                exists().where(
-                    and_(StageEntry.artifact_id == Artifact.id, StageEntry.stage == query.stage)
-                )
-            )
-        if query.format:
-            conditions.append(Artifact.format == query.format)
-        if query.arch:
-            conditions.append(Artifact.arch == query.arch)
-        if query.status == "held":
-            conditions.append(Artifact.held.is_(True))
-        elif query.status:
-            conditions.append(Artifact.status == query.status)
-        if query.uploader:
-            conditions.append(Artifact.uploaded_by == query.uploader)
-        if query.q:
-            like = f"%{_escape_like(query.q)}%"
-            conditions.append(
-                or_(
-                    Artifact.name.ilike(like, escape="\\"),
-                    Artifact.version.ilike(like, escape="\\"),
-                    Artifact.filename.ilike(like, escape="\\"),
-                    Artifact.sha256.ilike(like, escape="\\"),
-                    Artifact.justification.ilike(like, escape="\\"),
-                    Artifact.provenance.ilike(like, escape="\\"),
-                )
-            )
+        conditions = _artifact_conditions(query)
         where = and_(*conditions) if conditions else None
         count_stmt = select(func.count(Artifact.id))
         stmt = self._base()
@@ -276,6 +265,98 @@ class ArtifactRepository:
     def count(self) -> int:
         return self.session.scalar(select(func.count(Artifact.id))) or 0
 
+    def iter_matching(self, query: ArtifactQuery, *, batch: int = 1000) -> Iterator[Artifact]:
+        """Every artifact matching ``query`` in its sort order, streamed (CSV export)."""
+        conditions = _artifact_conditions(query)
+        column = ARTIFACT_SORT_COLUMNS[query.sort]
+        order = column.desc() if query.descending else column.asc()
+        tiebreak = Artifact.id.desc() if query.descending else Artifact.id.asc()
+        stmt = (
+            select(Artifact)
+            .options(selectinload(Artifact.package))
+            .order_by(order, tiebreak)
+            .execution_options(yield_per=batch)
+        )
+        if conditions:
+            stmt = stmt.where(and_(*conditions))
+        yield from self.session.scalars(stmt)
+
+    def distinct_values(self, column: str, *, limit: int = 200) -> list[str]:
+        """Distinct non-empty values of ``format``, ``arch`` or ``uploaded_by`` (filter menus)."""
+        col = {"format": Artifact.format, "arch": Artifact.arch, "uploader": Artifact.uploaded_by}[
+            column
+        ]
+        rows = self.session.scalars(
+            select(col).where(col.is_not(None)).group_by(col).order_by(col).limit(limit)
+        ).all()
+        return [r for r in rows if r]
+
+    def newest_in_stage(self, stage: str, *, limit: int) -> Sequence[tuple[Artifact, StageEntry]]:
+        """The artifacts that entered ``stage`` most recently, with that entry."""
+        rows = self.session.execute(
+            select(Artifact, StageEntry)
+            .join(StageEntry, StageEntry.artifact_id == Artifact.id)
+            .options(selectinload(Artifact.package))
+            .where(StageEntry.stage == stage)
+            .order_by(StageEntry.entered_at.desc(), StageEntry.id.desc())
+            .limit(limit)
+        ).all()
+        return [(a, e) for a, e in rows]
+
+    def recent_stage_entries(self, *, limit: int) -> Sequence[tuple[Artifact, StageEntry]]:
+        rows = self.session.execute(
+            select(Artifact, StageEntry)
+            .join(StageEntry, StageEntry.artifact_id == Artifact.id)
+            .options(selectinload(Artifact.package))
+            .order_by(StageEntry.entered_at.desc(), StageEntry.id.desc())
+            .limit(limit)
+        ).all()
+        return [(a, e) for a, e in rows]
+
+    def newest_where(
+        self,
+        *,
+        limit: int,
+        status: str | None = None,
+        held: bool | None = None,
+        stages: Sequence[str] | None = None,
+        changed_since: datetime | None = None,
+    ) -> Sequence[Artifact]:
+        """Newest artifacts (by upload, or by status change when ``changed_since``)."""
+        stmt = self._base()
+        if status is not None:
+            stmt = stmt.where(Artifact.status == status)
+        if held is not None:
+            stmt = stmt.where(Artifact.held.is_(held))
+        if stages is not None:
+            stmt = stmt.where(Artifact.current_stage.in_(stages))
+        if changed_since is not None:
+            stmt = stmt.where(Artifact.status_changed_at >= changed_since).order_by(
+                Artifact.status_changed_at.desc()
+            )
+        return self.session.scalars(
+            stmt.order_by(Artifact.uploaded_at.desc(), Artifact.id.desc()).limit(limit)
+        ).all()
+
+    def stage_entries_per_day(self, *, since: datetime) -> list[tuple[str, str, int]]:
+        """(stage, YYYY-MM-DD, how many artifacts entered it that day) since ``since``."""
+        day = func.date(StageEntry.entered_at)
+        rows = self.session.execute(
+            select(StageEntry.stage, day, func.count(StageEntry.id))
+            .where(StageEntry.entered_at >= since)
+            .group_by(StageEntry.stage, day)
+        ).all()
+        return [(stage, str(d), n) for stage, d, n in rows]
+
+    def lead_times(self, *, stage: str, since: datetime) -> list[tuple[datetime, datetime]]:
+        """(uploaded_at, entered_at) of artifacts that entered ``stage`` since ``since``."""
+        rows = self.session.execute(
+            select(Artifact.uploaded_at, StageEntry.entered_at)
+            .join(StageEntry, StageEntry.artifact_id == Artifact.id)
+            .where(StageEntry.stage == stage, StageEntry.entered_at >= since)
+        ).all()
+        return [(u, e) for u, e in rows]
+
     def count_by_stage(self) -> dict[str, int]:
         rows = self.session.execute(
             select(StageEntry.stage, func.count(StageEntry.id)).group_by(StageEntry.stage)
@@ -288,6 +369,41 @@ def _insert_for(session: Session) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return pg_insert
     return sqlite_insert
+
+
+def _artifact_conditions(query: ArtifactQuery) -> list[Any]:
+    conditions: list[Any] = []
+    if query.package:
+        conditions.append(Artifact.package.has(Package.name == query.package))
+    if query.stage:
+        conditions.append(
+            exists().where(
+                and_(StageEntry.artifact_id == Artifact.id, StageEntry.stage == query.stage)
+            )
+        )
+    if query.format:
+        conditions.append(Artifact.format == query.format)
+    if query.arch:
+        conditions.append(Artifact.arch == query.arch)
+    if query.status == "held":
+        conditions.append(Artifact.held.is_(True))
+    elif query.status:
+        conditions.append(Artifact.status == query.status)
+    if query.uploader:
+        conditions.append(Artifact.uploaded_by == query.uploader)
+    if query.q:
+        like = f"%{_escape_like(query.q)}%"
+        conditions.append(
+            or_(
+                Artifact.name.ilike(like, escape="\\"),
+                Artifact.version.ilike(like, escape="\\"),
+                Artifact.filename.ilike(like, escape="\\"),
+                Artifact.sha256.ilike(like, escape="\\"),
+                Artifact.justification.ilike(like, escape="\\"),
+                Artifact.provenance.ilike(like, escape="\\"),
+            )
+        )
+    return conditions
 
 
 def _escape_like(text: str) -> str:
@@ -414,6 +530,72 @@ class EventRepository:
         return self.session.get(AuditHead, 1)
 
 
+class NoteRepository:
+    """Package notes."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def for_package(self, package_id: int) -> Sequence[PackageNote]:
+        return self.session.scalars(
+            select(PackageNote)
+            .where(PackageNote.package_id == package_id)
+            .order_by(PackageNote.created_at.desc(), PackageNote.id.desc())
+        ).all()
+
+    def get(self, note_id: int) -> PackageNote | None:
+        return self.session.get(PackageNote, note_id)
+
+    def add(self, note: PackageNote) -> PackageNote:
+        self.session.add(note)
+        self.session.flush()
+        return note
+
+    def delete(self, note: PackageNote) -> None:
+        self.session.delete(note)
+        self.session.flush()
+
+
+class WebSessionRepository:
+    """Signed-in browsers, looked up by the sha256 of the cookie's secret."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_hash(self, token_hash: str) -> WebSession | None:
+        return self.session.scalar(
+            select(WebSession)
+            .options(selectinload(WebSession.user))
+            .where(WebSession.token_hash == token_hash)
+        )
+
+    def add(self, web_session: WebSession) -> WebSession:
+        self.session.add(web_session)
+        self.session.flush()
+        return web_session
+
+    def delete(self, web_session: WebSession) -> None:
+        self.session.delete(web_session)
+        self.session.flush()
+
+    def delete_for_user(self, user_id: int, *, keep_hash: str | None = None) -> int:
+        rows = self.session.scalars(select(WebSession).where(WebSession.user_id == user_id)).all()
+        removed = 0
+        for row in rows:
+            if row.token_hash != keep_hash:
+                self.session.delete(row)
+                removed += 1
+        self.session.flush()
+        return removed
+
+    def delete_expired(self, *, now: datetime) -> int:
+        rows = self.session.scalars(select(WebSession).where(WebSession.expires_at <= now)).all()
+        for row in rows:
+            self.session.delete(row)
+        self.session.flush()
+        return len(rows)
+
+
 class Repositories:
     """All repositories over one session."""
 
@@ -424,3 +606,5 @@ class Repositories:
         self.packages = PackageRepository(session)
         self.artifacts = ArtifactRepository(session)
         self.events = EventRepository(session)
+        self.notes = NoteRepository(session)
+        self.web_sessions = WebSessionRepository(session)
