@@ -4,12 +4,21 @@ integrations/ and chosen by configuration in ``packyard.bootstrap``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-__all__ = ["BlobStore", "BlobWriter", "ChangeControl", "ChangeControlDecision", "StoredBlob"]
+__all__ = [
+    "BlobStore",
+    "BlobWriter",
+    "ChangeControl",
+    "ChangeControlDecision",
+    "Signer",
+    "SigningKey",
+    "StoredBlob",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,3 +85,66 @@ class ChangeControl(Protocol):
     """A ticket system that approves (or not) a change-control id."""
 
     def check(self, change_id: str, *, artifact: str, stage: str) -> ChangeControlDecision: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class SigningKey:
+    """An OpenPGP key the signer holds the secret part of."""
+
+    fingerprint: str
+    uid: str
+    created: datetime
+    expires: datetime | None
+    algorithm: str
+    revoked: bool = False
+
+    def usable_at(self, when: datetime) -> bool:
+        return not self.revoked and (self.expires is None or self.expires > when)
+
+
+class Signer(Protocol):
+    """OpenPGP signatures for apt, dnf and pacman repositories and rpm packages.
+
+    Keys are named by full fingerprint. Several keys given to one call produce one signature
+    per key in the same output (key rotation). Failures raise domain errors.
+    """
+
+    def ensure_key(
+        self, *, name: str = ..., email: str = ..., expires_days: int | None = ...
+    ) -> SigningKey:
+        """The active key (the newest usable one), generated on first use."""
+        ...
+
+    def generate_key(
+        self, *, name: str = ..., email: str = ..., expires_days: int | None = ...
+    ) -> SigningKey:
+        """A new key, which becomes the active one (rotation)."""
+        ...
+
+    def extend_expiry(self, fingerprint: str, *, expires_days: int | None) -> SigningKey:
+        """Move a key's expiry (None: never); clients must re-import the public key."""
+        ...
+
+    def import_key(self, armored_secret: bytes) -> SigningKey: ...
+
+    def keys(self) -> list[SigningKey]: ...
+
+    def public_key(self, fingerprints: Sequence[str] | None = None) -> bytes:
+        """ASCII-armored public keys (the given ones or all), for ``signed-by=`` and rpm."""
+        ...
+
+    def public_keyring_binary(self, fingerprints: Sequence[str] | None = None) -> bytes:
+        """The same keys unarmored, for ``/usr/share/keyrings/*.gpg``."""
+        ...
+
+    def clearsign(self, data: bytes, *, keys: Sequence[str]) -> bytes: ...
+
+    def detach_sign(self, data: bytes, *, keys: Sequence[str], armor: bool) -> bytes: ...
+
+    def sign_rpm(self, path: Path, *, key: str) -> None: ...
+
+    def verify_detached(self, data: bytes, signature: bytes) -> list[str]:
+        """Fingerprints of our keys with a good signature; raises when none or a bad one."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,770 @@
+"""OpenPGP signing of repository metadata and packages with the real GnuPG (``gpg``, ``gpgv``,
+``rpmsign``).
+
+``GpgSigner`` owns one GnuPG home (``<data_dir>/gnupg``, mode 0700) and never reads or writes
+the user's ``~/.gnupg``. gpg starts one gpg-agent for that home on the first signature and the
+agent stays up while the signer lives, so a signature costs one short gpg process (about 25 ms
+for RSA 4096); ``close()`` stops the agent with ``gpgconf --kill all``.
+
+Key choices, so a newcomer need not rediscover them:
+
+- **RSA 4096, primary key only, signing usage.** Every client we publish for verifies it:
+  apt's gpgv (also the gpgv 1.4 on Ubuntu 16.04-era devices, which cannot check Ed25519),
+  dnf's librepo/gpgme, rpm's own OpenPGP parser (rpm 4.11 on EL7 cannot check EdDSA either)
+  and pacman's gpgme. Ed25519 signs five times faster and works on current Debian, Fedora and
+  Arch, but "faster by 20 ms per publication" does not pay for locking out old devices. No
+  subkeys: older rpm parsers mishandle signatures made by subkeys.
+- **Digests:** SHA-512 for repository metadata (what Debian's archive uses), SHA-256 for rpm
+  headers (what Fedora and RHEL sign with; rpm's own default).
+- **Expiry: two years by default** (``expires_days``). An expired key makes every client refuse
+  the repository, so an operator must act before then: ``extend_expiry`` (clients re-import the
+  public key) or rotate (``generate_key``, sign with old and new keys together until clients
+  have the new keyring, then drop the old one). ``keys()`` reports ``expires`` for a health
+  check to warn about. Expiry bounds how long a key we lost track of stays trusted on devices
+  that never update their keyring.
+- **No passphrase.** A server that signs unattended has nowhere safe to keep a passphrase that
+  the key file does not already have; the key's protection is the data directory's permissions
+  (the home is 0700, the secret key files 0600). Where that is not enough, generate the key
+  elsewhere (offline, or on a machine with a stricter policy) and ``import_key`` it; the key
+  must be importable without a passphrase for unattended signing.
+- Several fingerprints in one ``clearsign``/``detach_sign`` call give one signature packet per
+  key in the same output: apt (gpgv), gpgme and ``verify_with_keyring`` accept a file as long as
+  one signature is good and none is bad, which is what key rotation needs.
+
+Not handled here: choosing which keys sign which channel (services decide), hardware tokens and
+KMS backends, revocation certificates (gpg writes one to ``openpgp-revocs.d/`` in the home; keep
+a copy offline), TUF metadata for the agent (``integrations/tuf``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from packyard.domain.errors import (
+    ConfigError,
+    InvalidArtifact,
+    InvalidRequest,
+    NotFound,
+    PackyardError,
+)
+from packyard.services.ports import SigningKey
+
+__all__ = [
+    "DEFAULT_EXPIRY_DAYS",
+    "KEY_ALGORITHM",
+    "GpgSigner",
+    "VerifiedText",
+    "verify_clearsigned_with_keyring",
+    "verify_with_keyring",
+]
+
+KEY_ALGORITHM = "rsa4096"
+DEFAULT_EXPIRY_DAYS = 730
+METADATA_DIGEST = "SHA512"
+RPM_DIGEST = "sha256"
+
+_TIMEOUT = 120.0
+_KEYGEN_TIMEOUT = 600.0
+# sun_path holds 108 bytes; gpg-agent's longest socket name adds ".browser" to agent-socket.
+_MAX_SOCKET_PATH = 107 - len(".browser")
+_FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
+_ARMOR_BLOCK = re.compile(
+    rb"-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(.*?)-----END PGP PUBLIC KEY BLOCK-----",
+    re.DOTALL,
+)
+# gpg's public-key algorithm ids (RFC 4880 section 9.1, RFC 9580 for EdDSA).
+_ALGORITHMS = {
+    1: "rsa",
+    2: "rsa",
+    3: "rsa",
+    16: "elg",
+    17: "dsa",
+    18: "ecdh",
+    19: "ecdsa",
+    22: "eddsa",
+}
+_INSTALL_HINT = {
+    "gpg": "apt-get install gnupg",
+    "gpgconf": "apt-get install gnupg",
+    "gpg-agent": "apt-get install gnupg",
+    "gpgv": "apt-get install gpgv",
+    "rpmsign": "apt-get install rpm",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedText:
+    """A clearsigned document whose signature checked out: the signers and the signed text."""
+
+    fingerprints: list[str]
+    text: bytes
+
+
+class GpgSigner:
+    """Signs with the keys in one GnuPG home; see the module docstring for the choices made."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home.absolute()
+        self._gpg = _tool("gpg")
+        self._gpgconf = _tool("gpgconf")
+        _tool("gpg-agent")
+        self._env = _gpg_env(self.home)
+        self._prepare_home()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Stop the gpg-agent of this home (gpg starts a new one if the signer is used again)."""
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                [self._gpgconf, "--homedir", str(self.home), "--kill", "all"],
+                env=self._env,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+
+    def __enter__(self) -> GpgSigner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ keys
+
+    def keys(self) -> list[SigningKey]:
+        """The secret keys in the home, oldest first (revoked and expired ones included)."""
+        out = self._gpg_run(
+            ["--with-colons", "--fixed-list-mode", "--list-secret-keys"], what="list keys"
+        )
+        # A stable sort keeps the keyring's order (oldest first) for keys made in one second.
+        return sorted(_parse_key_listing(out.decode("utf-8", "replace")), key=lambda k: k.created)
+
+    def ensure_key(
+        self,
+        *,
+        name: str = "Packyard repository signing key",
+        email: str = "packyard@localhost",
+        expires_days: int | None = DEFAULT_EXPIRY_DAYS,
+    ) -> SigningKey:
+        """Return the active key (the newest usable one), generating it if there is none.
+
+        Safe to call from several threads and processes sharing the home: one key is made.
+        """
+        with self._keygen_lock():
+            active = self._active_key()
+            if active is not None:
+                return active
+            return self._generate(name=name, email=email, expires_days=expires_days)
+
+    def generate_key(
+        self,
+        *,
+        name: str = "Packyard repository signing key",
+        email: str = "packyard@localhost",
+        expires_days: int | None = DEFAULT_EXPIRY_DAYS,
+    ) -> SigningKey:
+        """Generate one more key (for rotation); it becomes the active key."""
+        with self._keygen_lock():
+            return self._generate(name=name, email=email, expires_days=expires_days)
+
+    def extend_expiry(self, fingerprint: str, *, expires_days: int | None) -> SigningKey:
+        """Move a key's expiry to ``expires_days`` from now (None: never); clients must
+        re-import the public key to see it."""
+        fpr = self._own_fingerprint(fingerprint)
+        self._gpg_run(
+            ["--quick-set-expire", fpr, _expiry_arg(expires_days)], what="set the key's expiry"
+        )
+        return self._key(fpr)
+
+    def import_key(self, armored_secret: bytes) -> SigningKey:
+        """Import one secret key (armored or binary) without a passphrase; return it."""
+        listing = self._gpg_run(
+            ["--with-colons", "--import-options", "show-only", "--import"],
+            stdin=armored_secret,
+            what="read the key",
+            error=InvalidRequest,
+        ).decode("utf-8", "replace")
+        secret = [line for line in listing.splitlines() if line.startswith("sec:")]
+        if len(secret) != 1:
+            raise InvalidRequest(
+                f"expected exactly one secret key, found {len(secret)}",
+                hint="export a single key with `gpg --armor --export-secret-keys <fingerprint>`",
+            )
+        before = {key.fingerprint for key in self.keys()}
+        status = self._gpg_run(
+            ["--status-fd", "1", "--import"],
+            stdin=armored_secret,
+            what="import the key",
+            error=InvalidRequest,
+        )
+        imported = {
+            fields[3]
+            for fields in (line.split() for line in status.decode("ascii", "replace").splitlines())
+            if len(fields) >= 4 and fields[:2] == ["[GNUPG:]", "IMPORT_OK"] and int(fields[2]) & 16
+        }
+        if len(imported) != 1:
+            raise InvalidRequest(
+                "the input holds no usable secret key",
+                hint="a public key cannot sign; export the secret key",
+            )
+        fpr = imported.pop()
+        try:
+            self.detach_sign(b"packyard import check", keys=[fpr], armor=False)
+        except PackyardError as exc:
+            if fpr not in before:
+                self._delete(fpr)
+            raise InvalidRequest(
+                f"the imported key {fpr} cannot sign unattended: {exc.message}",
+                hint="remove its passphrase first (`gpg --edit-key <fingerprint>` then `passwd`)"
+                " and check it has not expired and can sign",
+            ) from exc
+        return self._key(fpr)
+
+    def public_key(self, fingerprints: Sequence[str] | None = None) -> bytes:
+        """ASCII-armored public keys (the given ones, or every key in the home)."""
+        return self._export(fingerprints, armor=True)
+
+    def public_keyring_binary(self, fingerprints: Sequence[str] | None = None) -> bytes:
+        """The same keys unarmored: a keyring for ``/usr/share/keyrings/*.gpg`` and gpgv."""
+        return self._export(fingerprints, armor=False)
+
+    # ------------------------------------------------------------------ signing
+
+    def clearsign(self, data: bytes, *, keys: Sequence[str]) -> bytes:
+        """A clearsigned copy of ``data`` (apt's InRelease), one signature per key."""
+        return self._gpg_run(
+            [
+                "--digest-algo",
+                METADATA_DIGEST,
+                *self._signers(keys),
+                "--clearsign",
+                "--output",
+                "-",
+            ],
+            stdin=data,
+            what="clearsign",
+        )
+
+    def detach_sign(self, data: bytes, *, keys: Sequence[str], armor: bool) -> bytes:
+        """A detached signature of ``data`` (Release.gpg, repomd.xml.asc, pacman .sig)."""
+        return self._gpg_run(
+            [
+                "--digest-algo",
+                METADATA_DIGEST,
+                *self._signers(keys),
+                *(["--armor"] if armor else []),
+                "--detach-sign",
+                "--output",
+                "-",
+            ],
+            stdin=data,
+            what="sign",
+        )
+
+    def sign_rpm(self, path: Path, *, key: str) -> None:
+        """Add (or replace) the header signature of the rpm at ``path`` in place."""
+        fpr = _normalise_fingerprint(key)
+        if not path.is_file():
+            raise NotFound(f"no rpm at {path}")
+        rpmsign = _tool("rpmsign")
+        args = [
+            rpmsign,
+            "--addsign",
+            "--define",
+            f"_gpg_name {fpr}",
+            "--define",
+            f"_gpg_path {_rpm_escape(str(self.home))}",
+            # Debian's rpm defines __gpg as /usr/bin/gpg2, which Debian 12 does not ship.
+            "--define",
+            f"__gpg {_rpm_escape(self._gpg)}",
+            "--define",
+            f"_gpg_digest_algo {RPM_DIGEST}",
+            "--define",
+            "_gpg_sign_cmd_extra_args --batch --no-tty --pinentry-mode loopback",
+            str(path),
+        ]
+        done = _run(args, env=self._env, stdin=b"", timeout=_TIMEOUT)
+        if done.returncode == 0:
+            return
+        summary = _summarise(done.stderr)
+        if "No secret key" in summary or "INV_SGNR" in summary:
+            raise NotFound(
+                f"no secret key {fpr} in {self.home}",
+                hint="list the signing keys or import the key first",
+            )
+        if any(word in summary.lower() for word in ("not an rpm", "corrupt", "read failed")):
+            raise InvalidArtifact(f"{path.name} is not a signable rpm: {summary}")
+        raise ConfigError(
+            f"rpmsign failed for {path.name}: {summary}",
+            hint=f"check the signing home {self.home} and that gpg-agent can start",
+        )
+
+    # ------------------------------------------------------------------ verifying
+
+    def verify_detached(self, data: bytes, signature: bytes) -> list[str]:
+        """Fingerprints of our keys with a good signature over ``data``; raises
+        InvalidArtifact when none is good or any is bad."""
+        return verify_with_keyring(data, signature, public_keys=self.public_keyring_binary())
+
+    # ------------------------------------------------------------------ internals
+
+    def _prepare_home(self) -> None:
+        if self.home.exists() and not self.home.is_dir():
+            raise ConfigError(
+                f"the GnuPG home {self.home} is not a directory",
+                hint="point the data dir somewhere else or remove that file",
+            )
+        try:
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # mkdir's mode is filtered by the umask and says nothing about an existing dir.
+            self.home.chmod(0o700)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use {self.home} as the GnuPG home: {exc.strerror}",
+                hint="the data dir must be writable by the Packyard user",
+            ) from exc
+        socket = self._agent_socket()
+        if len(socket) > _MAX_SOCKET_PATH:
+            # gpgconf can move the sockets to /run/user/<uid>/gnupg/d.<hash> when that exists.
+            _run(
+                [self._gpgconf, "--homedir", str(self.home), "--create-socketdir"],
+                env=self._env,
+                timeout=30,
+            )
+            socket = self._agent_socket()
+            if len(socket) > _MAX_SOCKET_PATH:
+                raise ConfigError(
+                    f"the GnuPG home {self.home} is too long a path for gpg-agent's socket "
+                    f"({socket})",
+                    hint="use a shorter data dir path, or run with /run/user/<uid> present",
+                )
+
+    def _agent_socket(self) -> str:
+        done = _run(
+            [self._gpgconf, "--homedir", str(self.home), "--list-dirs", "agent-socket"],
+            env=self._env,
+            timeout=30,
+        )
+        if done.returncode != 0:
+            raise ConfigError(
+                f"gpgconf failed: {_summarise(done.stderr)}",
+                hint="reinstall GnuPG: apt-get install gnupg",
+            )
+        return done.stdout.decode("utf-8", "replace").strip()
+
+    @contextlib.contextmanager
+    def _keygen_lock(self) -> Iterator[None]:
+        # A file lock, not a threading.Lock: the API process and workers share the home.
+        with (self.home / "packyard-keygen.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _active_key(self) -> SigningKey | None:
+        now = datetime.now(UTC)
+        usable = [key for key in self.keys() if key.usable_at(now)]
+        return usable[-1] if usable else None
+
+    def _generate(self, *, name: str, email: str, expires_days: int | None) -> SigningKey:
+        uid = _user_id(name=name, email=email)
+        out = self._gpg_run(
+            [
+                "--passphrase",
+                "",
+                "--status-fd",
+                "1",
+                "--quick-gen-key",
+                uid,
+                KEY_ALGORITHM,
+                "sign",
+                _expiry_arg(expires_days),
+            ],
+            what="generate a key",
+            timeout=_KEYGEN_TIMEOUT,
+        )
+        created = [
+            line.split()[-1]
+            for line in out.decode("ascii", "replace").splitlines()
+            if line.startswith("[GNUPG:] KEY_CREATED")
+        ]
+        if not created:
+            raise ConfigError(
+                "gpg did not report the key it generated",
+                hint=f"check the signing home {self.home}",
+            )
+        return self._key(created[-1])
+
+    def _key(self, fingerprint: str) -> SigningKey:
+        for key in self.keys():
+            if key.fingerprint == fingerprint:
+                return key
+        raise NotFound(
+            f"no secret key {fingerprint} in {self.home}",
+            hint="list the signing keys or import the key first",
+        )
+
+    def _own_fingerprint(self, fingerprint: str) -> str:
+        return self._key(_normalise_fingerprint(fingerprint)).fingerprint
+
+    def _delete(self, fingerprint: str) -> None:
+        with contextlib.suppress(ConfigError):
+            self._gpg_run(
+                ["--yes", "--delete-secret-and-public-key", fingerprint], what="remove the key"
+            )
+
+    def _export(self, fingerprints: Sequence[str] | None, *, armor: bool) -> bytes:
+        own = [key.fingerprint for key in self.keys()]
+        if fingerprints is None:
+            wanted = own
+        else:
+            wanted = [_normalise_fingerprint(f) for f in fingerprints]
+            missing = [f for f in wanted if f not in own]
+            if missing:
+                raise NotFound(
+                    f"no signing key {', '.join(missing)} in {self.home}",
+                    hint="list the signing keys or import the key first",
+                )
+        if not wanted:
+            raise NotFound(
+                f"no signing keys in {self.home}",
+                hint="generate one first (ensure_key) or import one",
+            )
+        return self._gpg_run(
+            [
+                "--export-options",
+                "export-minimal",
+                *(["--armor"] if armor else []),
+                "--export",
+                *wanted,
+            ],
+            what="export the public keys",
+        )
+
+    def _signers(self, keys: Sequence[str]) -> list[str]:
+        if not keys:
+            raise InvalidRequest("no signing key given", hint="pass at least one fingerprint")
+        args: list[str] = []
+        for key in keys:
+            args += ["--local-user", _normalise_fingerprint(key)]
+        return args
+
+    def _gpg_run(
+        self,
+        args: Sequence[str],
+        *,
+        what: str,
+        stdin: bytes = b"",
+        timeout: float = _TIMEOUT,
+        error: type[ConfigError] | type[InvalidRequest] = ConfigError,
+    ) -> bytes:
+        argv = [
+            self._gpg,
+            "--homedir",
+            str(self.home),
+            "--batch",
+            "--no-tty",
+            "--pinentry-mode",
+            "loopback",
+            "--trust-model",
+            "always",
+            "--no-auto-check-trustdb",
+            "--no-greeting",
+            "--status-fd",
+            "2",
+            *args,
+        ]
+        # A later --status-fd wins: commands that read status from stdout pass their own.
+        done = _run(argv, env=self._env, stdin=stdin, timeout=timeout)
+        if done.returncode == 0:
+            return done.stdout
+        status = done.stderr.decode("utf-8", "replace")
+        invalid = re.findall(r"^\[GNUPG:\] INV_SGNR \d+ (\S+)", status, re.MULTILINE)
+        if invalid:
+            raise NotFound(
+                f"no usable secret key {', '.join(invalid)} in {self.home}",
+                hint="list the signing keys: the key may be missing or expired",
+            )
+        hint = (
+            (
+                f"check the signing home {self.home} (permissions, disk space) and that "
+                "gpg-agent can start"
+            )
+            if error is ConfigError
+            else "check the key you gave"
+        )
+        raise error(f"gpg could not {what}: {_summarise(done.stderr)}", hint=hint)
+
+
+# ---------------------------------------------------------------------- verification
+
+
+def verify_with_keyring(data: bytes, signature: bytes, *, public_keys: bytes) -> list[str]:
+    """Check a detached ``signature`` over ``data`` with gpgv against ``public_keys`` (armored
+    or binary) only, as apt does: returns the primary fingerprints with a good signature.
+
+    Raises InvalidArtifact when no signature is good or any signature is bad; signatures by
+    keys not in ``public_keys`` are ignored (rotation), and so are expired or revoked keys'.
+    Uses a temporary directory, never a GnuPG home.
+    """
+    with tempfile.TemporaryDirectory(prefix="packyard-gpgv-") as tmp:
+        work = Path(tmp)
+        (work / "data").write_bytes(data)
+        (work / "data.sig").write_bytes(signature)
+        status = _gpgv(work, public_keys, [str(work / "data.sig"), str(work / "data")])
+    return _good_signers(status)
+
+
+def verify_clearsigned_with_keyring(document: bytes, *, public_keys: bytes) -> VerifiedText:
+    """Check a clearsigned ``document`` (InRelease) like ``verify_with_keyring`` and return the
+    signed text as gpgv extracted it (never parse text outside the signed part)."""
+    with tempfile.TemporaryDirectory(prefix="packyard-gpgv-") as tmp:
+        work = Path(tmp)
+        (work / "document").write_bytes(document)
+        status = _gpgv(work, public_keys, ["--output", str(work / "text"), str(work / "document")])
+        signers = _good_signers(status)
+        return VerifiedText(fingerprints=signers, text=(work / "text").read_bytes())
+
+
+def _gpgv(work: Path, public_keys: bytes, args: Sequence[str]) -> str:
+    gpgv = _tool("gpgv")
+    keyring = work / "keyring.gpg"
+    keyring.write_bytes(_dearmor(public_keys))
+    home = work / "home"
+    home.mkdir(mode=0o700)
+    done = _run(
+        [gpgv, "--homedir", str(home), "--status-fd", "1", "--keyring", str(keyring), *args],
+        env=_gpg_env(home),
+        stdin=b"",
+        timeout=_TIMEOUT,
+    )
+    status = done.stdout.decode("utf-8", "replace")
+    if "[GNUPG:] NEWSIG" not in status and done.returncode != 0:
+        raise InvalidArtifact(f"no OpenPGP signature could be read: {_summarise(done.stderr)}")
+    return status
+
+
+def _good_signers(status: str) -> list[str]:
+    """Primary fingerprints of good signatures in gpgv's status output (one block per NEWSIG)."""
+    good: list[str] = []
+    problems: list[str] = []
+    verdict = ""
+    for line in status.splitlines():
+        fields = line.split()
+        if len(fields) < 2 or fields[0] != "[GNUPG:]":
+            continue
+        keyword = fields[1]
+        if keyword == "NEWSIG":
+            verdict = ""
+        elif keyword in {"GOODSIG", "BADSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "ERRSIG"}:
+            verdict = keyword
+            if keyword == "BADSIG":
+                problems.append(f"bad signature by key {fields[2]}")
+            elif keyword in {"EXPSIG", "EXPKEYSIG", "REVKEYSIG"}:
+                problems.append(f"{keyword} from key {fields[2]}")
+        elif keyword == "VALIDSIG" and verdict == "GOODSIG" and len(fields) >= 12:
+            fpr = fields[11]
+            if fpr not in good:
+                good.append(fpr)
+    if any(p.startswith("bad signature") for p in problems):
+        raise InvalidArtifact(
+            f"the signature does not match the data ({'; '.join(problems)})",
+            hint="the file was changed after signing or is damaged: fetch it again",
+        )
+    if not good:
+        detail = "; ".join(problems) or "no signature by a trusted key"
+        raise InvalidArtifact(
+            f"no good signature by a trusted key ({detail})",
+            hint="check the keyring holds the repository's current signing key",
+        )
+    return good
+
+
+def _dearmor(blob: bytes) -> bytes:
+    """Binary OpenPGP packets from one or more armored key blocks (gpgv reads only binary)."""
+    stripped = blob.lstrip()
+    if not stripped.startswith(b"-----BEGIN PGP"):
+        return blob
+    blocks = _ARMOR_BLOCK.findall(stripped)
+    if not blocks:
+        raise InvalidRequest(
+            "the public keys are armored but hold no PUBLIC KEY BLOCK",
+            hint="pass the output of `gpg --armor --export`",
+        )
+    out = bytearray()
+    for block in blocks:
+        # Armor headers (Version:, Comment:) end at the first blank line.
+        headers, blank, body = block.replace(b"\r\n", b"\n").partition(b"\n\n")
+        if not blank:
+            body = headers
+        lines = [line.strip() for line in body.splitlines() if line.strip()]
+        checksum = lines.pop()[1:] if lines and lines[-1].startswith(b"=") else None
+        try:
+            packets = base64.b64decode(b"".join(lines), validate=True)
+            if checksum is not None and base64.b64decode(checksum) != _crc24(packets):
+                raise InvalidRequest(
+                    "an armored public key block has a wrong checksum",
+                    hint="the key was damaged in transit: export it again",
+                )
+        except binascii.Error as exc:
+            raise InvalidRequest(
+                "an armored public key block is not valid base64",
+                hint="pass the output of `gpg --armor --export`",
+            ) from exc
+        out += packets
+    return bytes(out)
+
+
+def _crc24(data: bytes) -> bytes:
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return (crc & 0xFFFFFF).to_bytes(3, "big")
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ConfigError(
+            f"{name} is not installed but signing needs it",
+            hint=_INSTALL_HINT.get(name, f"install {name}"),
+        )
+    return path
+
+
+def _gpg_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPG_", "GNUPG"))}
+    env.update(GNUPGHOME=str(home), LC_ALL="C", LANGUAGE="")
+    return env
+
+
+def _run(
+    argv: Sequence[str], *, env: dict[str, str], stdin: bytes = b"", timeout: float
+) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            list(argv), input=stdin, capture_output=True, env=env, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ConfigError(
+            f"{Path(argv[0]).name} did not finish within {timeout:.0f} s",
+            hint="check that gpg-agent is not stuck (gpgconf --kill all)",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot run {argv[0]}: {exc.strerror}",
+            hint=_INSTALL_HINT.get(Path(argv[0]).name, "check the tools"),
+        ) from exc
+
+
+def _summarise(stderr: bytes, *, limit: int = 500) -> str:
+    """The last few human lines of a tool's stderr: gpg never prints key material there, but
+    status lines and rpm's tty chatter are noise."""
+    lines = [
+        line.strip()
+        for line in stderr.decode("utf-8", "replace").splitlines()
+        if line.strip() and not line.startswith("[GNUPG:]") and "GPG_TTY" not in line
+    ]
+    text = "; ".join(lines[-5:]) or "no error message"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _normalise_fingerprint(value: str) -> str:
+    fpr = value.replace(" ", "").upper()
+    if not _FINGERPRINT.match(fpr):
+        raise InvalidRequest(
+            f"{value!r} is not a full key fingerprint",
+            hint="use the 40-hex-digit fingerprint, never a short key id",
+        )
+    return fpr
+
+
+def _user_id(*, name: str, email: str) -> str:
+    if not name.strip() or any(c in name for c in "<>\n\r\x00") or name.startswith("-"):
+        raise InvalidRequest(
+            f"{name!r} cannot be a key's name", hint="use plain text without <, > or line breaks"
+        )
+    if not re.fullmatch(r"[^\s<>@]+@[^\s<>@]+", email):
+        raise InvalidRequest(f"{email!r} is not an email address for a key's user id")
+    return f"{name.strip()} <{email}>"
+
+
+def _expiry_arg(days: int | None) -> str:
+    if days is None:
+        return "never"
+    if days <= 0:
+        raise InvalidRequest("a key's expiry must be a positive number of days (or never)")
+    return f"{days}d"
+
+
+def _rpm_escape(value: str) -> str:
+    # rpm expands macros in --define values; a literal % is written %%.
+    return value.replace("%", "%%")
+
+
+def _parse_key_listing(text: str) -> list[SigningKey]:
+    keys: list[SigningKey] = []
+    current: list[str] | None = None
+    fingerprint = ""
+    uid = ""
+
+    def flush() -> None:
+        if current is not None and fingerprint:
+            keys.append(_signing_key(current, fingerprint=fingerprint, uid=uid))
+
+    for line in text.splitlines():
+        fields = line.split(":")
+        record = fields[0]
+        if record == "sec":
+            flush()
+            current, fingerprint, uid = fields, "", ""
+        elif record in {"ssb", "pub", "sub"}:
+            flush()
+            current, fingerprint, uid = None, "", ""
+        elif current is not None and record == "fpr" and not fingerprint:
+            fingerprint = fields[9]
+        elif current is not None and record == "uid" and not uid:
+            uid = _unescape(fields[9])
+    flush()
+    return keys
+
+
+def _signing_key(fields: list[str], *, fingerprint: str, uid: str) -> SigningKey:
+    algo_id = int(fields[3] or 0)
+    family = _ALGORITHMS.get(algo_id, f"algo{algo_id}")
+    curve = fields[16] if len(fields) > 16 else ""
+    algorithm = curve if curve else f"{family}{fields[2]}"
+    return SigningKey(
+        fingerprint=fingerprint,
+        uid=uid,
+        created=datetime.fromtimestamp(int(fields[5]), UTC),
+        expires=datetime.fromtimestamp(int(fields[6]), UTC) if fields[6] else None,
+        algorithm=algorithm,
+        revoked=fields[1] == "r",
+    )
+
+
+def _unescape(value: str) -> str:
+    # --with-colons escapes ':' and control characters as \xHH.
+    return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), value)
