@@ -10,7 +10,7 @@ ever points at a missing blob.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from packyard.domain.artifacts import ArtifactFormat, ArtifactMetadata, ArtifactStatus
@@ -31,11 +31,14 @@ from packyard.storage.db.models import Artifact, StageEntry
 from packyard.storage.db.repositories import ArtifactQuery
 
 __all__ = [
+    "Facets",
     "IngestResult",
     "UploadRequest",
     "check_upload_request",
+    "facets",
     "identity_of",
     "ingest",
+    "iter_search",
     "known_formats",
     "resolve",
     "search",
@@ -245,3 +248,25 @@ def search(ctx: Context, *, query: ArtifactQuery) -> tuple[Sequence[Artifact], i
 
 def known_formats() -> list[str]:
     return [f.value for f in ArtifactFormat]
+
+
+def iter_search(ctx: Context, *, query: ArtifactQuery) -> Iterator[Artifact]:
+    """Every artifact matching ``query`` (offset and limit ignored), streamed: for exports."""
+    return ctx.repos.artifacts.iter_matching(query)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Facets:
+    """The values the artifact filters offer."""
+
+    formats: list[str]
+    arches: list[str]
+    uploaders: list[str]
+
+
+def facets(ctx: Context) -> Facets:
+    return Facets(
+        formats=ctx.repos.artifacts.distinct_values("format"),
+        arches=ctx.repos.artifacts.distinct_values("arch"),
+        uploaders=ctx.repos.artifacts.distinct_values("uploader"),
+    )

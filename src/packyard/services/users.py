@@ -2,7 +2,9 @@
 
 Tokens are ``pky_`` + 43 url-safe characters (256 random bits), shown once, stored as their
 SHA-256 (a slow hash adds nothing for secrets of that entropy and would make every request
-slow). Passwords for the web UI arrive with it.
+slow). Web passwords are argon2id hashes (argon2-cffi's defaults, rehashed when those
+change); a web session is a random secret in a signed cookie, stored as its SHA-256 like a
+token, so signing out, disabling a user or changing a password ends sessions at once.
 """
 
 from __future__ import annotations
@@ -13,16 +15,24 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from packyard.domain.auth import Action, Principal, Role
 from packyard.domain.errors import InvalidRequest, NotAuthenticated, NotAuthorized, NotFound
 from packyard.services.audit import record
 from packyard.services.context import Context
-from packyard.storage.db.models import ApiToken, User
+from packyard.storage.db.models import ApiToken, User, WebSession
 
 __all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "SESSION_LIFETIME",
     "TOKEN_PREFIX",
     "CreatedToken",
+    "SignedIn",
+    "authenticate_session",
     "authenticate_token",
     "bootstrap_admin",
     "create_token",
@@ -30,8 +40,15 @@ __all__ = [
     "hash_token",
     "list_tokens",
     "list_users",
+    "needs_first_password",
     "revoke_token",
+    "session_needs_touch",
+    "set_first_password",
+    "set_password",
+    "sign_in",
+    "sign_out",
     "token_needs_touch",
+    "touch_session",
     "touch_token",
     "update_user",
 ]
@@ -312,3 +329,192 @@ def bootstrap_admin(ctx: Context) -> str | None:
         after={"role": "admin", "bootstrap": True},
     )
     return secret
+
+
+# --- Web passwords and sessions -------------------------------------------------------------
+
+MIN_PASSWORD_LENGTH = 10
+#: How long a browser stays signed in (absolute; signing in again starts a new session).
+SESSION_LIFETIME = timedelta(days=14)
+_WRONG_LOGIN = "wrong user name or password"  # the same for every cause: no user enumeration
+
+
+@lru_cache(maxsize=1)
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Verified against when the user does not exist, so that both cases take as long.
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
+def _check_new_password(password: str, *, user: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidRequest(
+            f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters",
+            hint="a few unrelated words make a long password that is easy to remember",
+        )
+    if password.strip().lower() == user.lower():
+        raise InvalidRequest("the password must not be the user name", hint="pick another one")
+
+
+def _store_password(ctx: Context, user: User, password: str, *, keep_session: str | None) -> None:
+    _check_new_password(password, user=user.name)
+    user.password_hash = _hasher().hash(password)
+    # A new password ends every other session of the user (a stolen cookie stops working).
+    ctx.repos.web_sessions.delete_for_user(
+        user.id, keep_hash=hash_token(keep_session) if keep_session else None
+    )
+
+
+def needs_first_password(ctx: Context) -> bool:
+    """True while no user has a web password (the first admin sets one with the token)."""
+    return not ctx.repos.users.any_password()
+
+
+def set_first_password(ctx: Context, *, token: str, password: str) -> User:
+    """Set a web password for the owner of an API token who has none yet.
+
+    This is how the first admin gets into the web UI (with the one-time token printed on first
+    start), and how any user created with the CLI sets a password. Whoever holds the token can
+    already act as the user, so this grants nothing more than the token does.
+    """
+    principal = authenticate_token(ctx, token.strip())
+    user = ctx.repos.users.get(principal.user_id) if principal.user_id is not None else None
+    if user is None:
+        raise NotAuthenticated("the token belongs to no user", hint="use a user's API token")
+    if user.password_hash is not None:
+        raise InvalidRequest(
+            f"user {user.name!r} already has a password",
+            hint="sign in with it, or ask an admin to set a new one",
+        )
+    _store_password(ctx, user, password, keep_session=None)
+    record(
+        ctx,
+        actor=principal,
+        action="user.set_password",
+        object_type="user",
+        object_id=user.name,
+        after={"via": "api token"},
+    )
+    return user
+
+
+def set_password(
+    ctx: Context,
+    *,
+    principal: Principal,
+    name: str,
+    password: str,
+    current_password: str | None = None,
+    keep_session: str | None = None,
+) -> User:
+    """Change a web password: one's own (giving the current one) or, for admins, anyone's.
+
+    Every session of that user ends except ``keep_session`` (the caller's own browser).
+    """
+    user = ctx.repos.users.by_name(name)
+    own = user is not None and user.id == principal.user_id
+    if not own:
+        _require(principal, Action.MANAGE_USERS, "set other users' passwords")
+    if user is None:
+        raise NotFound(
+            f"user {name!r} does not exist", hint="list users with `packyard users list`"
+        )
+    if own and user.password_hash is not None and not _verify(user, current_password or ""):
+        raise InvalidRequest("the current password is wrong", hint="type your current password")
+    _store_password(ctx, user, password, keep_session=keep_session if own else None)
+    record(
+        ctx,
+        actor=principal,
+        action="user.set_password",
+        object_type="user",
+        object_id=user.name,
+        after={"via": "own" if own else "admin"},
+    )
+    return user
+
+
+def _verify(user: User, password: str) -> bool:
+    if user.password_hash is None:
+        return False
+    try:
+        return _hasher().verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedIn:
+    principal: Principal
+    #: The session secret for the cookie; only its SHA-256 is stored.
+    secret: str
+    expires_at: datetime
+
+
+def sign_in(ctx: Context, *, name: str, password: str) -> SignedIn:
+    """Check a user name and password and start a web session."""
+    user = ctx.repos.users.by_name(name.strip().lower())
+    if user is None or user.password_hash is None:
+        _verify(User(name="", role="viewer", password_hash=_dummy_hash()), password)
+        raise NotAuthenticated(_WRONG_LOGIN, hint="check both and try again")
+    if not _verify(user, password) or user.disabled:
+        raise NotAuthenticated(_WRONG_LOGIN, hint="check both and try again")
+    assert user.password_hash is not None
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher().hash(password)
+    now = ctx.now()
+    ctx.repos.web_sessions.delete_expired(now=now)
+    secret = secrets.token_urlsafe(32)
+    expires_at = now + SESSION_LIFETIME
+    ctx.repos.web_sessions.add(
+        WebSession(
+            token_hash=hash_token(secret),
+            user_id=user.id,
+            created_at=now,
+            expires_at=expires_at,
+            last_seen_at=now,
+        )
+    )
+    principal = _principal(user)
+    record(
+        ctx,
+        actor=principal,
+        action="user.sign_in",
+        object_type="user",
+        object_id=user.name,
+        after={"via": "web"},
+    )
+    return SignedIn(principal=principal, secret=secret, expires_at=expires_at)
+
+
+def authenticate_session(ctx: Context, secret: str) -> Principal:
+    """The principal a web session stands for; NotAuthenticated when it ended or never was."""
+    row = ctx.repos.web_sessions.by_hash(hash_token(secret))
+    if row is None:
+        raise NotAuthenticated("you are not signed in", hint="sign in")
+    if row.expires_at <= ctx.now():
+        raise NotAuthenticated("your session expired", hint="sign in again")
+    if row.user.disabled:
+        raise NotAuthenticated(f"user {row.user.name!r} is disabled", hint="ask an admin")
+    return _principal(row.user)
+
+
+def session_needs_touch(ctx: Context, *, secret: str) -> bool:
+    row = ctx.repos.web_sessions.by_hash(hash_token(secret))
+    return row is not None and ctx.now() - row.last_seen_at >= LAST_USED_PRECISION
+
+
+def touch_session(ctx: Context, *, secret: str) -> None:
+    """Record that a session was used (at most once per LAST_USED_PRECISION)."""
+    row = ctx.repos.web_sessions.by_hash(hash_token(secret))
+    if row is not None and ctx.now() - row.last_seen_at >= LAST_USED_PRECISION:
+        row.last_seen_at = ctx.now()
+
+
+def sign_out(ctx: Context, *, secret: str) -> None:
+    row = ctx.repos.web_sessions.by_hash(hash_token(secret))
+    if row is not None:
+        ctx.repos.web_sessions.delete(row)
