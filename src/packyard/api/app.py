@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from packyard import __version__
 from packyard.api.errors import install_error_handlers
-from packyard.api.routers import artifacts, events, packages, users
+from packyard.api.routers import artifacts, events, packages, repos, users
 from packyard.bootstrap import Runtime
 
 __all__ = ["create_app"]
@@ -18,8 +20,9 @@ Errors always have the body `{"error": {"code", "message", "hint", "details"}}`;
 `change_control_rejected`, `not_authorized`, `artifact_failed`, `artifact_conflict`)."""
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime, *, lifespan: Any = None) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="Packyard",
         version=__version__,
         description=DESCRIPTION,
@@ -29,7 +32,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (artifacts, packages, events, users):
+    for module in (artifacts, packages, events, users, repos):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["system"], summary="Liveness and database check")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from packyard.config import Settings
 from packyard.domain.pipelines import Pipeline
-from packyard.services.ports import BlobStore, ChangeControl
+from packyard.services.ports import BlobStore, ChangeControl, JobQueue, PublicationStore, Signer
 from packyard.storage.db.repositories import Repositories
 
 __all__ = ["Context", "utcnow"]
@@ -25,8 +25,18 @@ class Context:
     settings: Settings
     blobs: BlobStore
     change_control: ChangeControl | None = None
+    signer: Signer | None = None
+    publications: PublicationStore | None = None
+    jobs: JobQueue | None = None
     now: Callable[[], datetime] = utcnow
     _pipelines: dict[str, Pipeline] | None = field(default=None, repr=False)
+    #: Run by the unit-of-work boundary after a successful commit (never on rollback):
+    #: enqueueing jobs, switching snapshots live — things that must not happen if the rows
+    #: that justify them are rolled back.
+    callbacks: list[Callable[[], object]] = field(default_factory=list, repr=False)
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        self.callbacks.append(callback)
 
     @property
     def pipelines(self) -> dict[str, Pipeline]:

@@ -5,18 +5,22 @@ integrations/ and chosen by configuration in ``packyard.bootstrap``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 __all__ = [
     "BlobStore",
     "BlobWriter",
     "ChangeControl",
     "ChangeControlDecision",
+    "JobQueue",
+    "PublicationStore",
     "Signer",
     "SigningKey",
+    "SnapshotWriterPort",
     "StoredBlob",
 ]
 
@@ -148,3 +152,37 @@ class Signer(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class SnapshotWriterPort(Protocol):
+    def write(self, relpath: str, data: bytes) -> None: ...
+
+    def write_manifest(self, manifest: dict[str, Any]) -> bytes: ...
+
+
+class PublicationStore(Protocol):
+    """Immutable publication snapshots, switched atomically (storage/publications.py)."""
+
+    def build(
+        self, fmt: str, stage: str, snapshot: str
+    ) -> AbstractContextManager[SnapshotWriterPort]: ...
+
+    def activate(self, fmt: str, stage: str, snapshot: str) -> None: ...
+
+    def current(self, fmt: str, stage: str) -> str | None: ...
+
+    def file(
+        self, fmt: str, stage: str, relpath: str, *, snapshot: str | None = None
+    ) -> Path | None: ...
+
+    def manifest(self, fmt: str, stage: str, snapshot: str) -> dict[str, Any] | None: ...
+
+    def snapshots(self, fmt: str, stage: str) -> list[str]: ...
+
+    def delete(self, fmt: str, stage: str, snapshot: str) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Runs jobs (rows in the jobs table) in the background."""
+
+    def enqueue(self, job_id: int) -> None: ...

@@ -24,6 +24,7 @@ from packyard.services.artifacts import resolve
 from packyard.services.audit import record, refuse
 from packyard.services.context import Context
 from packyard.services.packages import pipeline_for
+from packyard.services.publish import schedule_publish
 from packyard.storage.db.models import Artifact, StageEntry
 
 __all__ = [
@@ -189,6 +190,7 @@ def promote(
         after={**_state(artifact), "stage": stage, "change_control": cc},
         reason=note,
     )
+    schedule_publish(ctx, stages=[stage], actor=principal.name, trigger="promotion")
     return TransitionResult(artifact=artifact, changed=True)
 
 
@@ -259,6 +261,7 @@ def demote(
         after={**_state(artifact), "removed": removed},
         reason=note,
     )
+    schedule_publish(ctx, stages=removed, actor=principal.name, trigger="demotion")
     return TransitionResult(artifact=artifact, changed=True)
 
 
@@ -337,5 +340,12 @@ def set_status(
         before=before,
         after=_state(artifact),
         reason=reason,
+    )
+    # A retired artifact leaves every channel it was in.
+    schedule_publish(
+        ctx,
+        stages=sorted(_reached(artifact)),
+        actor=principal.name,
+        trigger=action.removeprefix("artifact."),
     )
     return TransitionResult(artifact=artifact, changed=True)

@@ -55,13 +55,14 @@ def register(app: typer.Typer) -> None:
         """Run the Packyard server (creates the database and, on first start, an admin)."""
         import uvicorn
 
-        from packyard.asgi import create_app
+        from packyard.asgi import attach_jobs, create_app, prepare_publishing
         from packyard.logs import configure_logging, uvicorn_log_config
         from packyard.services.users import bootstrap_admin
 
         runtime = _local_runtime(data_dir, config, host=host, port=port)
         settings = runtime.settings
         configure_logging(settings.log_level, settings.log_format)
+        attach_jobs(runtime)
         with runtime.context(write=True) as ctx:
             token = bootstrap_admin(ctx)
         if token:
@@ -80,6 +81,7 @@ def register(app: typer.Typer) -> None:
                 loaded = load_demo(ctx)
             if loaded:
                 err_console.print(f"Loaded {loaded} demo artifacts.")
+        prepare_publishing(runtime)
         err_console.print(
             f"Packyard listening on http://{settings.host}:{settings.port} "
             f"(API docs at /api/docs, data in {settings.data_dir})"

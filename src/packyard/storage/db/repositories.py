@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -20,9 +20,15 @@ from packyard.storage.db.models import (
     ApiToken,
     Artifact,
     AuditHead,
+    DerivedBlob,
     Event,
+    IndexEntry,
+    Job,
+    Mirror,
     Package,
     PackageNote,
+    Publication,
+    SigningKey,
     StageEntry,
     User,
     WebSession,
@@ -33,8 +39,11 @@ __all__ = [
     "ArtifactRepository",
     "EventQuery",
     "EventRepository",
+    "JobRepository",
+    "MirrorRepository",
     "NoteRepository",
     "PackageRepository",
+    "PublishingRepository",
     "Repositories",
     "TokenRepository",
     "UserRepository",
@@ -357,6 +366,18 @@ class ArtifactRepository:
         ).all()
         return [(u, e) for u, e in rows]
 
+    def in_stage(self, stage: str, *, formats: Sequence[str]) -> Sequence[Artifact]:
+        """Active artifacts of ``formats`` that have reached ``stage`` (a channel's content)."""
+        return self.session.scalars(
+            select(Artifact)
+            .options(selectinload(Artifact.package))
+            .join(
+                StageEntry, and_(StageEntry.artifact_id == Artifact.id, StageEntry.stage == stage)
+            )
+            .where(Artifact.status == "active", Artifact.format.in_(formats))
+            .order_by(Artifact.name, Artifact.id)
+        ).all()
+
     def count_by_stage(self) -> dict[str, int]:
         rows = self.session.execute(
             select(StageEntry.stage, func.count(StageEntry.id)).group_by(StageEntry.stage)
@@ -606,5 +627,164 @@ class Repositories:
         self.packages = PackageRepository(session)
         self.artifacts = ArtifactRepository(session)
         self.events = EventRepository(session)
+        self.publishing = PublishingRepository(session)
+        self.jobs = JobRepository(session)
+        self.mirrors = MirrorRepository(session)
         self.notes = NoteRepository(session)
         self.web_sessions = WebSessionRepository(session)
+
+
+class PublishingRepository:
+    """Index entries, derived blobs, publications and signing keys."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def entries(
+        self, artifact_ids: Sequence[int], kinds: Sequence[str]
+    ) -> dict[tuple[int, str], str]:
+        out: dict[tuple[int, str], str] = {}
+        ids = list(artifact_ids)
+        for start in range(0, len(ids), 500):
+            rows = self.session.execute(
+                select(IndexEntry.artifact_id, IndexEntry.kind, IndexEntry.content).where(
+                    IndexEntry.artifact_id.in_(ids[start : start + 500]), IndexEntry.kind.in_(kinds)
+                )
+            )
+            for artifact_id, kind, content in rows:
+                out[(artifact_id, kind)] = content
+        return out
+
+    def add_entries(self, entries: dict[tuple[int, str], str]) -> None:
+        if not entries:
+            return
+        insert = _insert_for(self.session)
+        rows = [{"artifact_id": a, "kind": k, "content": c} for (a, k), c in entries.items()]
+        for start in range(0, len(rows), 500):
+            self.session.execute(
+                insert(IndexEntry).values(rows[start : start + 500]).on_conflict_do_nothing()
+            )
+
+    def replace_entries(self, entries: dict[tuple[int, str], str]) -> None:
+        """Store recomputed entries (a full publish), replacing what was cached."""
+        for (artifact_id, kind), _content in entries.items():
+            self.session.execute(
+                delete(IndexEntry).where(
+                    IndexEntry.artifact_id == artifact_id, IndexEntry.kind == kind
+                )
+            )
+        self.add_entries(entries)
+
+    def derived(self, artifact_id: int, kind: str) -> DerivedBlob | None:
+        return self.session.get(DerivedBlob, (artifact_id, kind))
+
+    def derived_many(self, kind: str, artifact_ids: Sequence[int]) -> dict[int, DerivedBlob]:
+        rows = self.session.scalars(
+            select(DerivedBlob).where(
+                DerivedBlob.kind == kind, DerivedBlob.artifact_id.in_(list(artifact_ids))
+            )
+        ).all()
+        return {r.artifact_id: r for r in rows}
+
+    def add_derived(self, blob: DerivedBlob) -> None:
+        insert = _insert_for(self.session)
+        self.session.execute(
+            insert(DerivedBlob)
+            .values(
+                artifact_id=blob.artifact_id,
+                kind=blob.kind,
+                sha256=blob.sha256,
+                size=blob.size,
+                created_at=blob.created_at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    def derived_hashes(self) -> set[str]:
+        return set(self.session.scalars(select(DerivedBlob.sha256)).all())
+
+    def add_publication(self, publication: Publication) -> Publication:
+        self.session.add(publication)
+        self.session.flush()
+        return publication
+
+    def publication(self, snapshot: str) -> Publication | None:
+        return self.session.scalar(select(Publication).where(Publication.snapshot == snapshot))
+
+    def publications(
+        self, *, channel: str | None = None, status: str | None = None, limit: int = 100
+    ) -> Sequence[Publication]:
+        stmt = select(Publication).order_by(Publication.created_at.desc(), Publication.id.desc())
+        if channel:
+            stmt = stmt.where(Publication.channel == channel)
+        if status:
+            stmt = stmt.where(Publication.status == status)
+        return self.session.scalars(stmt.limit(limit)).all()
+
+    def current(self, channel: str) -> Publication | None:
+        return self.session.scalar(
+            select(Publication)
+            .where(Publication.channel == channel, Publication.status == "current")
+            .with_for_update()
+        )
+
+    def keys(self) -> Sequence[SigningKey]:
+        return self.session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
+
+    def key(self, fingerprint: str) -> SigningKey | None:
+        return self.session.get(SigningKey, fingerprint)
+
+    def add_key(self, key: SigningKey) -> None:
+        self.session.add(key)
+        self.session.flush()
+
+
+class JobRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, job: Job) -> Job:
+        self.session.add(job)
+        self.session.flush()
+        return job
+
+    def get(self, job_id: int) -> Job | None:
+        return self.session.get(Job, job_id)
+
+    def lock(self, job_id: int) -> Job | None:
+        return self.session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+
+    def queued(self, kind: str) -> Sequence[Job]:
+        return self.session.scalars(
+            select(Job).where(Job.kind == kind, Job.status == "queued").order_by(Job.id)
+        ).all()
+
+    def unfinished(self) -> Sequence[Job]:
+        return self.session.scalars(
+            select(Job).where(Job.status.in_(("queued", "running"))).order_by(Job.id)
+        ).all()
+
+    def recent(self, *, limit: int = 50, kind: str | None = None) -> Sequence[Job]:
+        stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+        if kind:
+            stmt = stmt.where(Job.kind == kind)
+        return self.session.scalars(stmt).all()
+
+
+class MirrorRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_name(self, name: str) -> Mirror | None:
+        return self.session.scalar(select(Mirror).where(Mirror.name == name))
+
+    def by_user(self, user_id: int) -> Mirror | None:
+        return self.session.scalar(select(Mirror).where(Mirror.user_id == user_id))
+
+    def list(self) -> Sequence[Mirror]:
+        return self.session.scalars(select(Mirror).order_by(Mirror.name)).all()
+
+    def add(self, mirror: Mirror) -> Mirror:
+        self.session.add(mirror)
+        self.session.flush()
+        return mirror

@@ -1,0 +1,222 @@
+"""Repository signing keys: which keys sign now, rotation with a transition period, import,
+and the exact client configuration lines users paste into apt, dnf and pacman.
+
+During a rotation the new key is ``active`` and the previous one ``retiring``: both sign every
+publication until ``retire_after``, so clients can move to the new key at their own pace.
+The secret keys live in the signer's keyring; the database records their role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from packyard.domain.auth import Action, Principal
+from packyard.domain.errors import ConfigError, NotAuthorized
+from packyard.services.audit import record
+from packyard.services.context import Context
+from packyard.storage.db.models import SigningKey as KeyRow
+
+__all__ = [
+    "ClientConfig",
+    "client_config",
+    "ensure_signing_key",
+    "import_signing_key",
+    "key_rows",
+    "rotate_signing_key",
+    "signing_keys",
+]
+
+
+def key_rows(ctx: Context) -> list[KeyRow]:
+    return list(ctx.repos.publishing.keys())
+
+
+def signing_keys(ctx: Context) -> list[str]:
+    """Fingerprints that sign publications now: active ones (newest first), then retiring ones
+    still inside their transition period."""
+    now = ctx.now()
+    rows = key_rows(ctx)
+    active = [
+        r.fingerprint
+        for r in sorted(rows, key=lambda r: r.created_at, reverse=True)
+        if r.status == "active"
+    ]
+    retiring = [
+        r.fingerprint
+        for r in rows
+        if r.status == "retiring" and (r.retire_after is None or r.retire_after > now)
+    ]
+    return active + retiring
+
+
+def _signer(ctx: Context):  # type: ignore[no-untyped-def]
+    if ctx.signer is None:
+        raise ConfigError("no signer is configured", hint="start the server with a data directory")
+    return ctx.signer
+
+
+def ensure_signing_key(ctx: Context) -> KeyRow:
+    """On first start: create (or adopt) a key in the keyring and record it as active."""
+    rows = key_rows(ctx)
+    active = [r for r in rows if r.status == "active"]
+    if active:
+        return active[-1]
+    key = _signer(ctx).ensure_key()
+    row = KeyRow(
+        fingerprint=key.fingerprint,
+        uid=key.uid,
+        created_at=ctx.now(),
+        status="active",
+        retire_after=None,
+    )
+    ctx.repos.publishing.add_key(row)
+    record(
+        ctx,
+        actor="system",
+        action="key.create",
+        object_type="key",
+        object_id=key.fingerprint,
+        after={"uid": key.uid, "algorithm": key.algorithm},
+    )
+    return row
+
+
+def _require(principal: Principal) -> None:
+    if not principal.can(Action.MANAGE_USERS):
+        raise NotAuthorized(
+            f"role {principal.role.value!r} may not manage signing keys", hint="ask an admin"
+        )
+
+
+def rotate_signing_key(ctx: Context, *, principal: Principal, transition_days: int = 30) -> KeyRow:
+    """Generate a new active key; current active keys keep signing for ``transition_days``."""
+    _require(principal)
+    key = _signer(ctx).generate_key()
+    return _activate(
+        ctx,
+        principal=principal,
+        fingerprint=key.fingerprint,
+        uid=key.uid,
+        transition_days=transition_days,
+        action="key.rotate",
+    )
+
+
+def import_signing_key(
+    ctx: Context, *, principal: Principal, armored_secret: bytes, transition_days: int = 30
+) -> KeyRow:
+    """Import a secret key (e.g. from an offline master) and make it the active key."""
+    _require(principal)
+    key = _signer(ctx).import_key(armored_secret)
+    return _activate(
+        ctx,
+        principal=principal,
+        fingerprint=key.fingerprint,
+        uid=key.uid,
+        transition_days=transition_days,
+        action="key.import",
+    )
+
+
+def _activate(
+    ctx: Context,
+    *,
+    principal: Principal,
+    fingerprint: str,
+    uid: str,
+    transition_days: int,
+    action: str,
+) -> KeyRow:
+    now = ctx.now()
+    previous = []
+    for row in key_rows(ctx):
+        if row.status == "active" and row.fingerprint != fingerprint:
+            row.status = "retiring"
+            row.retire_after = now + timedelta(days=transition_days)
+            previous.append(row.fingerprint)
+    existing = ctx.repos.publishing.key(fingerprint)
+    if existing is not None:
+        existing.status, existing.retire_after = "active", None
+        row = existing
+    else:
+        row = KeyRow(
+            fingerprint=fingerprint, uid=uid, created_at=now, status="active", retire_after=None
+        )
+        ctx.repos.publishing.add_key(row)
+    record(
+        ctx,
+        actor=principal,
+        action=action,
+        object_type="key",
+        object_id=fingerprint,
+        before={"active": previous},
+        after={"active": fingerprint, "transition_days": transition_days},
+    )
+    return row
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig:
+    """What a user pastes to consume a stage: one block per client, plus the public key."""
+
+    stage: str
+    public_key: str
+    apt_sources: str
+    apt_setup: str
+    dnf_repo: str
+    pacman_conf: str
+    pacman_setup: str
+    munki: str
+    fingerprints: list[str]
+
+
+def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> ClientConfig:
+    """The configuration lines for ``stage`` (all keys that currently sign are trusted)."""
+    from packyard.services.publish import munki_catalog_names
+
+    settings = ctx.settings
+    if stage not in settings.stage_names():
+        raise ConfigError(
+            f"unknown stage {stage!r}", hint=f"stages: {', '.join(settings.stage_names())}"
+        )
+    base = (base_url or settings.public_base_url).rstrip("/")
+    fingerprints = signing_keys(ctx)
+    public = _signer(ctx).public_key(fingerprints).decode()
+    apt = settings.publish.apt
+    suite = apt.suite_template.replace("{stage}", stage)
+    keyring = "/etc/apt/keyrings/packyard.asc"
+    repo = settings.publish.pacman.repo_template.replace("{stage}", stage)
+    return ClientConfig(
+        stage=stage,
+        public_key=public,
+        fingerprints=fingerprints,
+        apt_setup=(
+            "sudo install -d -m 0755 /etc/apt/keyrings\n"
+            f"curl -fsSL {base}/repos/keys/packyard.asc | sudo tee {keyring} >/dev/null"
+        ),
+        apt_sources=(f"deb [signed-by={keyring}] {base}/repos/apt {suite} {apt.component}"),
+        dnf_repo=(
+            f"[packyard-{stage}]\n"
+            f"name=Packyard {stage}\n"
+            f"baseurl={base}/repos/dnf/{stage}/\n"
+            "enabled=1\n"
+            "gpgcheck=1\n"
+            "repo_gpgcheck=1\n"
+            f"gpgkey={base}/repos/keys/packyard.asc\n"
+        ),
+        pacman_setup=(
+            f"curl -fsSL {base}/repos/keys/packyard.asc -o /tmp/packyard.asc\n"
+            "sudo pacman-key --add /tmp/packyard.asc\n"
+            + "".join(f"sudo pacman-key --lsign-key {fpr}\n" for fpr in fingerprints)
+        ).rstrip("\n"),
+        pacman_conf=(
+            f"[{repo}]\n"
+            "SigLevel = Required DatabaseRequired\n"
+            f"Server = {base}/repos/pacman/{stage}/$arch\n"
+        ),
+        munki=(
+            f"SoftwareRepoURL = {base}/repos/munki\n"
+            f"Catalogs = {', '.join(munki_catalog_names(ctx, stage))}"
+        ),
+    )

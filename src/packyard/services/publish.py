@@ -1,0 +1,938 @@
+"""Publishing: every stage becomes a channel per repository format, published as immutable,
+signed snapshots that are switched atomically.
+
+A publication runs in steps with short transactions in between, so that reading hundreds of
+package files never holds the database's write lock:
+
+1. ``plan`` (read): which artifacts are in the channel, which index entries exist already.
+2. ``compute`` (no transaction): the missing per-artifact entries — apt stanzas, rpm XML
+   chunks of the rpm re-signed with our key, pacman desc/files with a detached signature,
+   packet/munki/file items. Artifacts are immutable, so an entry is computed once, ever.
+3. ``store entries`` (write).
+4. ``build`` (no transaction): concatenate the entries into indexes, compress, sign, write a
+   new snapshot directory with a manifest mapping pool paths to blobs.
+5. ``record`` (write): the publication row; then the snapshot is switched live and old
+   snapshots beyond ``publish.keep_snapshots`` are pruned.
+
+The work of an incremental publish is the new entries plus the assembly, never re-reading
+the packages already in the channel. ``full=True`` recomputes every entry.
+
+Not handled here: serving (api/routers/repos.py resolves paths through ``resolve``), pushing
+to S3 and mirrors (services/mirrors.py), the job queue (jobs/).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import shutil
+import tempfile
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from packyard.domain.auth import Action, Principal
+from packyard.domain.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
+from packyard.domain.versions import version_sort_key
+from packyard.formats import apt_repo, index_common, munki_repo, pacman_repo, rpm_repo
+from packyard.formats.pacman import list_pacman_files
+from packyard.services.audit import record
+from packyard.services.context import Context
+from packyard.storage.db.models import Artifact, DerivedBlob, Job, Publication
+
+__all__ = [
+    "CHANNEL_FORMATS",
+    "Channel",
+    "ChannelStatus",
+    "PublishResult",
+    "channel_status",
+    "channels",
+    "parse_channel",
+    "publish",
+    "rollback",
+    "schedule_initial_publish",
+    "schedule_publish",
+]
+
+#: Which artifact formats each repository format publishes.
+CHANNEL_FORMATS: dict[str, tuple[str, ...]] = {
+    "apt": ("deb",),
+    "dnf": ("rpm",),
+    "pacman": ("pacman",),
+    "packet": ("packet",),
+    "munki": ("macos-pkg",),
+    "files": (
+        "generic",
+        "container-image",
+        "python-wheel",
+        "python-sdist",
+        "disk-image",
+        "appimage",
+    ),
+}
+
+UnitOfWork = Callable[..., AbstractContextManager[Context]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Channel:
+    format: str
+    stage: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.format}/{self.stage}"
+
+
+def parse_channel(ctx: Context, name: str) -> Channel:
+    fmt, _, stage = name.partition("/")
+    if fmt not in CHANNEL_FORMATS or stage not in ctx.settings.stage_names():
+        raise NotFound(
+            f"channel {name!r} does not exist",
+            hint=f"channels are <format>/<stage>: formats {', '.join(CHANNEL_FORMATS)}; "
+            f"stages {', '.join(ctx.settings.stage_names())}",
+        )
+    return Channel(format=fmt, stage=stage)
+
+
+def channels(
+    ctx: Context, *, stages: Sequence[str] | None = None, formats: Sequence[str] | None = None
+) -> list[Channel]:
+    """Every channel (or those of the given stages/formats)."""
+    all_stages = ctx.settings.stage_names()
+    for stage in stages or ():
+        if stage not in all_stages:
+            raise InvalidRequest(
+                f"unknown stage {stage!r}", hint=f"stages: {', '.join(all_stages)}"
+            )
+    for fmt in formats or ():
+        if fmt not in CHANNEL_FORMATS:
+            raise InvalidRequest(
+                f"unknown repository format {fmt!r}", hint=f"formats: {', '.join(CHANNEL_FORMATS)}"
+            )
+    return [
+        Channel(format=f, stage=s)
+        for s in (stages or all_stages)
+        for f in (formats or CHANNEL_FORMATS)
+    ]
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+def schedule_publish(
+    ctx: Context, *, stages: Iterable[str], actor: str, trigger: str
+) -> Job | None:
+    """Queue a background publish of ``stages`` (all formats) after the current transaction.
+
+    Coalesces: when a publish job for the same stages is still queued, no new one is made.
+    """
+    if not ctx.settings.publish.auto or ctx.jobs is None:
+        return None
+    wanted = sorted(set(stages))
+    for job in ctx.repos.jobs.queued("publish"):
+        if set(wanted) <= set(job.args.get("stages") or []):
+            return job
+    job = ctx.repos.jobs.add(
+        Job(
+            kind="publish",
+            args={"stages": wanted, "trigger": trigger},
+            status="queued",
+            actor=actor,
+            created_at=ctx.now(),
+            log="",
+        )
+    )
+    queue, job_id = ctx.jobs, job.id
+    ctx.after_commit(lambda: queue.enqueue(job_id))
+    return job
+
+
+def schedule_initial_publish(ctx: Context) -> Job | None:
+    """Publish every channel once when nothing was ever published (fresh installation)."""
+    if ctx.repos.publishing.publications(limit=1):
+        return None
+    return schedule_publish(
+        ctx, stages=ctx.settings.stage_names(), actor="system", trigger="initial"
+    )
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item:
+    """A plain-data view of an artifact in a channel (no ORM object crosses transactions)."""
+
+    id: int
+    sha256: str
+    package: str
+    format: str
+    name: str
+    version: str
+    arch: str | None
+    filename: str
+    size: int
+    fields: dict[str, Any]
+    relations: dict[str, list[str]]
+    uploaded_at: datetime
+
+    @classmethod
+    def of(cls, a: Artifact) -> Item:
+        return cls(
+            id=a.id,
+            sha256=a.sha256,
+            package=a.package.name,
+            format=a.format,
+            name=a.name,
+            version=a.version,
+            arch=a.arch,
+            filename=a.filename,
+            size=a.size,
+            fields=dict(a.fields or {}),
+            relations={k: list(v) for k, v in (a.relations or {}).items()},
+            uploaded_at=a.uploaded_at,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishResult:
+    channel: str
+    snapshot: str
+    artifact_count: int
+    signed_by: list[str]
+    new_entries: int
+    seconds: float
+
+
+class Builder(Protocol):
+    format: str
+
+    def entry_kind(self, ctx: Context) -> str: ...
+
+    def compute(self, ctx: Context, item: Item, path: Path) -> str: ...
+
+    def build(
+        self,
+        ctx: Context,
+        *,
+        channel: Channel,
+        entries: list[tuple[Item, dict[str, Any]]],
+        sign: Signing,
+    ) -> Assembled: ...
+
+
+@dataclass(kw_only=True)
+class Assembled:
+    files: dict[str, bytes] = field(default_factory=dict)
+    # pool path -> {"sha256": blob, "size": n} or {"inline": base64} (small signatures)
+    pool: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signing:
+    """The keys that sign this publication and the signer to use."""
+
+    keys: list[str]
+    primary: str
+    signer: Any
+
+    def clearsign(self, data: bytes) -> bytes:
+        return bytes(self.signer.clearsign(data, keys=self.keys))
+
+    def detach(self, data: bytes, *, armor: bool, all_keys: bool = True) -> bytes:
+        return bytes(
+            self.signer.detach_sign(
+                data, keys=self.keys if all_keys else [self.primary], armor=armor
+            )
+        )
+
+
+_channel_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def publish(
+    uow: UnitOfWork,
+    *,
+    stages: Sequence[str] | None = None,
+    formats: Sequence[str] | None = None,
+    full: bool = False,
+    trigger: str = "manual",
+    actor: str = "system:publisher",
+    log: Callable[[str], None] | None = None,
+) -> list[PublishResult]:
+    """Publish the given channels (default: all); returns one result per channel."""
+    with uow() as ctx:
+        targets = channels(ctx, stages=stages, formats=formats)
+        signing = _signing(ctx)
+    results = []
+    for channel in targets:
+        # One publisher per channel at a time in this process; the database row lock in
+        # ``_record`` orders publishers on different hosts.
+        with _channel_locks[channel.name]:
+            result = _publish_channel(
+                uow, channel=channel, signing=signing, full=full, trigger=trigger, actor=actor
+            )
+        if log:
+            log(
+                f"{channel.name}: snapshot {result.snapshot}, {result.artifact_count} artifacts, "
+                f"{result.new_entries} new index entries, {result.seconds:.2f}s"
+            )
+        results.append(result)
+    return results
+
+
+def _signing(ctx: Context) -> Signing:
+    from packyard.services.keys import signing_keys
+
+    if ctx.signer is None:
+        raise ConfigError("no signer is configured", hint="the server sets one up on start")
+    keys = signing_keys(ctx)
+    if not keys:
+        raise ConfigError(
+            "there is no active signing key",
+            hint="restart the server (it creates one) or `packyard keys import`",
+        )
+    return Signing(keys=keys, primary=keys[0], signer=ctx.signer)
+
+
+def _publish_channel(
+    uow: UnitOfWork, *, channel: Channel, signing: Signing, full: bool, trigger: str, actor: str
+) -> PublishResult:
+    started = datetime.now(UTC)
+    builder = BUILDERS[channel.format]
+    with uow() as ctx:
+        kind = builder.entry_kind(ctx) + (
+            f":{signing.primary}" if builder.format in ("dnf", "pacman") else ""
+        )
+        artifacts = ctx.repos.artifacts.in_stage(
+            channel.stage, formats=CHANNEL_FORMATS[channel.format]
+        )
+        items = _keep_latest(ctx, channel, [Item.of(a) for a in artifacts])
+        cached = {} if full else ctx.repos.publishing.entries([i.id for i in items], [kind])
+        settings = ctx.settings
+    missing = [i for i in items if (i.id, kind) not in cached]
+    computed: dict[tuple[int, str], str] = {}
+    if missing:
+        with uow() as ctx:  # read-only: blobs and derived blobs are read, rows come after
+            for item in missing:
+                computed[(item.id, kind)] = _compute(ctx, builder, item, kind=kind, signing=signing)
+        with uow(write=True) as ctx:
+            if full:
+                ctx.repos.publishing.replace_entries(computed)
+            else:
+                ctx.repos.publishing.add_entries(computed)
+            for (artifact_id, _kind), content in computed.items():
+                derived = json.loads(content).get("derived")
+                if derived:
+                    ctx.repos.publishing.add_derived(
+                        DerivedBlob(
+                            artifact_id=artifact_id,
+                            kind=derived["kind"],
+                            sha256=derived["sha256"],
+                            size=derived["size"],
+                            created_at=ctx.now(),
+                        )
+                    )
+    entries = {**cached, **computed}
+    with uow() as ctx:
+        assembled = builder.build(
+            ctx,
+            channel=channel,
+            entries=[(i, json.loads(entries[(i.id, kind)])) for i in items],
+            sign=signing,
+        )
+        store = ctx.publications
+        assert store is not None
+        snapshot = _snapshot_id(started)
+        manifest = {
+            "channel": channel.name,
+            "snapshot": snapshot,
+            "created_at": started.isoformat(),
+            "signed_by": signing.keys,
+            "pool": assembled.pool,
+        }
+        with store.build(channel.format, channel.stage, snapshot) as writer:
+            for path, data in assembled.files.items():
+                writer.write(path, data)
+            manifest_bytes = writer.write_manifest(manifest)
+    with uow(write=True) as ctx:
+        current = ctx.repos.publishing.current(channel.name)
+        if current is not None:
+            current.status = "superseded"
+        ctx.repos.publishing.add_publication(
+            Publication(
+                channel=channel.name,
+                format=channel.format,
+                stage=channel.stage,
+                snapshot=snapshot,
+                created_at=started.replace(tzinfo=None),
+                artifact_count=len(items),
+                signed_by=signing.keys,
+                status="current",
+                trigger=trigger,
+                manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+            )
+        )
+        record(
+            ctx,
+            actor=actor,
+            action="publication.create",
+            object_type="channel",
+            object_id=channel.name,
+            before={"snapshot": current.snapshot} if current else None,
+            after={"snapshot": snapshot, "artifacts": len(items), "signed_by": signing.keys},
+            reason=trigger,
+        )
+        ctx.after_commit(lambda: store.activate(channel.format, channel.stage, snapshot))
+    _prune(uow, channel=channel, keep=settings.publish.keep_snapshots)
+    return PublishResult(
+        channel=channel.name,
+        snapshot=snapshot,
+        artifact_count=len(items),
+        signed_by=signing.keys,
+        new_entries=len(computed),
+        seconds=(datetime.now(UTC) - started).total_seconds(),
+    )
+
+
+def _snapshot_id(moment: datetime) -> str:
+    return f"{moment:%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
+
+
+def _keep_latest(ctx: Context, channel: Channel, items: list[Item]) -> list[Item]:
+    keep = ctx.settings.publish.options_for(channel.format, channel.stage).keep_latest
+    if not keep:
+        return items
+    groups: dict[tuple[str, str | None], list[Item]] = defaultdict(list)
+    for item in items:
+        groups[(item.name, item.arch)].append(item)
+    kept: list[Item] = []
+    for group in groups.values():
+        group.sort(key=lambda i: version_sort_key(i.format, i.version), reverse=True)
+        kept.extend(group[:keep])
+    return sorted(kept, key=lambda i: (i.name, i.id))
+
+
+def _compute(ctx: Context, builder: Builder, item: Item, *, kind: str, signing: Signing) -> str:
+    path = ctx.blobs.local_path(item.sha256)
+    if path is not None:
+        return builder.compute(ctx, item, path)
+    with tempfile.NamedTemporaryFile() as tmp, ctx.blobs.open(item.sha256) as src:
+        shutil.copyfileobj(src, tmp)
+        tmp.flush()
+        return builder.compute(ctx, item, Path(tmp.name))
+
+
+def _prune(uow: UnitOfWork, *, channel: Channel, keep: int) -> None:
+    with uow(write=True) as ctx:
+        rows = [
+            p
+            for p in ctx.repos.publishing.publications(channel=channel.name, limit=1000)
+            if p.status in ("current", "superseded", "rolled_back")
+        ]
+        store = ctx.publications
+        assert store is not None
+        live = store.current(channel.format, channel.stage)
+        doomed = [p for p in rows[keep:] if p.status != "current" and p.snapshot != live]
+        for pub in doomed:
+            pub.status = "pruned"
+        snapshots = [p.snapshot for p in doomed]
+
+        def delete_snapshots() -> None:
+            for snapshot in snapshots:
+                store.delete(channel.format, channel.stage, snapshot)
+
+        ctx.after_commit(delete_snapshots)
+
+
+# --------------------------------------------------------------------------- status & rollback
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelStatus:
+    channel: Channel
+    current: Publication | None
+    history: list[Publication]
+
+
+def channel_status(
+    ctx: Context, *, channel: str | None = None, history: int = 10
+) -> list[ChannelStatus]:
+    targets = [parse_channel(ctx, channel)] if channel else channels(ctx)
+    out = []
+    for target in targets:
+        rows = list(ctx.repos.publishing.publications(channel=target.name, limit=history))
+        current = next((p for p in rows if p.status == "current"), None)
+        out.append(ChannelStatus(channel=target, current=current, history=rows))
+    return out
+
+
+def rollback(
+    ctx: Context, *, principal: Principal, channel: str, to: str | None = None
+) -> Publication:
+    """Make an earlier snapshot live again (default: the one before the current)."""
+    if not principal.can(Action.PUBLISH):
+        raise NotAuthorized(
+            f"role {principal.role.value!r} may not roll channels back", hint="ask a maintainer"
+        )
+    target = parse_channel(ctx, channel)
+    rows = [
+        p
+        for p in ctx.repos.publishing.publications(channel=target.name, limit=1000)
+        if p.status in ("current", "superseded", "rolled_back")
+    ]
+    current = next((p for p in rows if p.status == "current"), None)
+    if to is None:
+        older = [p for p in rows if current is None or p.created_at < current.created_at]
+        if not older:
+            raise InvalidRequest(
+                f"channel {target.name} has no earlier snapshot to roll back to",
+                hint="list them with `packyard publications list`",
+            )
+        chosen = older[0]
+    else:
+        matches = [p for p in rows if p.snapshot == to or p.snapshot.startswith(to)]
+        if len(matches) != 1:
+            raise NotFound(
+                f"snapshot {to!r} of {target.name} is not kept",
+                hint="list kept snapshots with `packyard publications list --channel "
+                f"{target.name}`",
+            )
+        chosen = matches[0]
+    if current is not None and chosen.id == current.id:
+        return chosen
+    if current is not None:
+        current.status = "rolled_back"
+    chosen.status = "current"
+    store = ctx.publications
+    assert store is not None
+    record(
+        ctx,
+        actor=principal,
+        action="publication.rollback",
+        object_type="channel",
+        object_id=target.name,
+        before={"snapshot": current.snapshot if current else None},
+        after={"snapshot": chosen.snapshot},
+    )
+    ctx.after_commit(lambda: store.activate(target.format, target.stage, chosen.snapshot))
+    return chosen
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _digests(path: Path) -> dict[str, str]:
+    hashes = {name: hashlib.new(name) for name in ("md5", "sha1", "sha256", "sha512")}
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            for h in hashes.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashes.items()}
+
+
+def _with_by_hash(
+    files: dict[str, bytes], prefix: str, path: str, variants: dict[str, bytes]
+) -> None:
+    for suffix, data in variants.items():
+        files[f"{prefix}{path}{suffix}"] = data
+        files[
+            f"{prefix}{apt_repo.by_hash_path(path + suffix, hashlib.sha256(data).hexdigest())}"
+        ] = data
+
+
+class AptBuilder:
+    format = "apt"
+
+    def entry_kind(self, ctx: Context) -> str:
+        return f"apt:{ctx.settings.publish.apt.component}"
+
+    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+        control = str(item.fields.get("control") or "")
+        arch = item.arch or "all"
+        filename = apt_repo.deb_filename(package=item.name, version=item.version, architecture=arch)
+        pool = apt_repo.pool_path(
+            component=ctx.settings.publish.apt.component,
+            source_or_package_name=apt_repo.source_name(control=control),
+            filename=filename,
+        )
+        d = _digests(path)
+        stanza = apt_repo.deb_stanza(
+            control=control,
+            filename=pool,
+            size=item.size,
+            md5=d["md5"],
+            sha1=d["sha1"],
+            sha256=d["sha256"],
+            sha512=d["sha512"],
+        )
+        return json.dumps({"stanza": stanza, "pool": pool, "arch": arch})
+
+    def build(
+        self,
+        ctx: Context,
+        *,
+        channel: Channel,
+        entries: list[tuple[Item, dict[str, Any]]],
+        sign: Signing,
+    ) -> Assembled:
+        apt = ctx.settings.publish.apt
+        suite = apt.suite_template.replace("{stage}", channel.stage)
+        out = Assembled()
+        by_arch = apt_repo.packages_by_architecture(
+            ((e["arch"], e["stanza"]) for _item, e in entries), architectures=apt.architectures
+        )
+        index_files: list[apt_repo.IndexFile] = []
+        prefix = f"dists/{suite}/"
+        for arch in apt.architectures:
+            path = f"{apt.component}/binary-{arch}/Packages"
+            variants = index_common.compress_variants(
+                apt_repo.packages_index(by_arch.get(arch, []))
+            )
+            index_files.extend(apt_repo.index_files(path, variants))
+            _with_by_hash(out.files, prefix, path, variants)
+        now = datetime.now(UTC).replace(microsecond=0)
+        release = apt_repo.release_file(
+            origin=apt.origin,
+            label=apt.label,
+            suite=suite,
+            codename=suite,
+            architectures=apt.architectures,
+            components=[apt.component],
+            description=f"Packyard {channel.stage} channel",
+            date=now,
+            valid_until=now + timedelta(days=apt.valid_days) if apt.valid_days else None,
+            files=index_files,
+        ).encode()
+        out.files[prefix + "Release"] = release
+        out.files[prefix + "InRelease"] = sign.clearsign(release)
+        out.files[prefix + "Release.gpg"] = sign.detach(release, armor=True)
+        for item, e in entries:
+            out.pool[e["pool"]] = {"sha256": item.sha256, "size": item.size}
+        return out
+
+
+class DnfBuilder:
+    format = "dnf"
+
+    def entry_kind(self, ctx: Context) -> str:
+        return "rpm"
+
+    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+        from packyard.integrations.createrepo import rpm_chunks
+
+        assert ctx.signer is not None
+        signing = _signing(ctx)
+        filename = _rpm_filename(item)
+        derived_kind = f"rpm-signed:{signing.primary}"
+        derived = ctx.repos.publishing.derived(item.id, derived_kind)
+        with tempfile.TemporaryDirectory() as tmp:
+            signed = Path(tmp) / filename
+            if derived is not None and ctx.blobs.exists(derived.sha256):
+                with ctx.blobs.open(derived.sha256) as src, signed.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            else:
+                shutil.copyfile(path, signed)
+                # gpgcheck=1 checks the package's own signature: publish a copy signed with
+                # our key (the uploaded artifact keeps its bytes and its identity).
+                ctx.signer.sign_rpm(signed, key=signing.primary)
+                derived = _store_derived(ctx, item=item, kind=derived_kind, path=signed)
+            location = f"Packages/{filename[0].lower()}/{filename}"
+            chunks = rpm_chunks(signed, location_href=location)
+        return json.dumps(
+            {
+                "primary": chunks.primary,
+                "filelists": chunks.filelists,
+                "other": chunks.other,
+                "location": location,
+                "blob": derived.sha256,
+                "size": derived.size,
+                "derived": {"kind": derived_kind, "sha256": derived.sha256, "size": derived.size},
+            }
+        )
+
+    def build(
+        self,
+        ctx: Context,
+        *,
+        channel: Channel,
+        entries: list[tuple[Item, dict[str, Any]]],
+        sign: Signing,
+    ) -> Assembled:
+        out = Assembled()
+        documents = {
+            kind: rpm_repo.metadata_document(kind, [e[kind] for _i, e in entries])
+            for kind in ("primary", "filelists", "other")
+        }
+        files = rpm_repo.repodata_files(documents)
+        now = int(datetime.now(UTC).timestamp())
+        repomd = rpm_repo.repomd_xml(files, revision=now, timestamp=now)
+        for f in files:
+            out.files[f.href] = f.data
+        out.files["repodata/repomd.xml"] = repomd
+        out.files["repodata/repomd.xml.asc"] = sign.detach(repomd, armor=True)
+        out.files["repodata/repomd.xml.key"] = bytes(sign.signer.public_key(sign.keys))
+        for _item, e in entries:
+            out.pool[e["location"]] = {"sha256": e["blob"], "size": e["size"]}
+        return out
+
+
+def _rpm_filename(item: Item) -> str:
+    version = item.version.split(":", 1)[-1]
+    return f"{item.name}-{version}.{item.arch or 'noarch'}.rpm"
+
+
+def _store_derived(ctx: Context, *, item: Item, kind: str, path: Path) -> DerivedBlob:
+    """Put a derived file in the blob store; its row is written with the index entry."""
+    writer = ctx.blobs.writer()
+    try:
+        with path.open("rb") as src:
+            while chunk := src.read(1024 * 1024):
+                writer.write(chunk)
+        blob = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return DerivedBlob(
+        artifact_id=item.id, kind=kind, sha256=blob.sha256, size=blob.size, created_at=ctx.now()
+    )
+
+
+class PacmanBuilder:
+    format = "pacman"
+
+    def entry_kind(self, ctx: Context) -> str:
+        return "pacman"
+
+    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+        assert ctx.signer is not None
+        signing = _signing(ctx)
+        d = _digests(path)
+        data = path.read_bytes() if item.size < 512 * 1024 * 1024 else None
+        sig = ctx.signer.detach_sign(
+            data if data is not None else path.read_bytes(), keys=[signing.primary], armor=False
+        )
+        with path.open("rb") as stream:
+            files = list_pacman_files(stream)
+        arch = item.arch or "any"
+        filename = f"{item.name}-{item.version}-{arch}.pkg.tar.{_pacman_ext(item.filename)}"
+        desc = pacman_repo.desc_entry(
+            fields=item.fields,
+            relations=item.relations,
+            filename=filename,
+            csize=item.size,
+            isize=int(item.fields.get("size") or 0),
+            md5=d["md5"],
+            sha256=d["sha256"],
+            pgpsig_b64=base64.b64encode(sig).decode(),
+        )
+        return json.dumps(
+            {
+                "dirname": pacman_repo.entry_dirname(name=item.name, version=item.version),
+                "desc": desc,
+                "files": pacman_repo.files_entry(files),
+                "filename": filename,
+                "arch": arch,
+                "sig": base64.b64encode(sig).decode(),
+            }
+        )
+
+    def build(
+        self,
+        ctx: Context,
+        *,
+        channel: Channel,
+        entries: list[tuple[Item, dict[str, Any]]],
+        sign: Signing,
+    ) -> Assembled:
+        pac = ctx.settings.publish.pacman
+        repo = pac.repo_template.replace("{stage}", channel.stage)
+        out = Assembled()
+        by_arch = pacman_repo.entries_by_architecture(
+            ((e["arch"], (e["dirname"], e)) for _i, e in entries), architectures=pac.architectures
+        )
+        for arch in pac.architectures:
+            chosen = by_arch.get(arch, [])
+            db = pacman_repo.repo_db([(d, e["desc"]) for d, e in chosen])
+            files_db = pacman_repo.repo_db(
+                [(d, e["desc"]) for d, e in chosen], files={d: e["files"] for d, e in chosen}
+            )
+            for name, data in ((f"{repo}.db.tar.gz", db), (f"{repo}.files.tar.gz", files_db)):
+                out.files[f"{arch}/{name}"] = data
+                out.files[f"{arch}/{name}.sig"] = sign.detach(data, armor=False, all_keys=False)
+            # pacman fetches <repo>.db; repo-add makes it a symlink to the .tar.gz.
+            out.files[f"{arch}/{repo}.db"] = db
+            out.files[f"{arch}/{repo}.db.sig"] = out.files[f"{arch}/{repo}.db.tar.gz.sig"]
+            out.files[f"{arch}/{repo}.files"] = files_db
+            out.files[f"{arch}/{repo}.files.sig"] = out.files[f"{arch}/{repo}.files.tar.gz.sig"]
+            for _d, e in chosen:
+                item = next(i for i, ee in entries if ee is e)
+                out.pool[f"{arch}/{e['filename']}"] = {"sha256": item.sha256, "size": item.size}
+                out.pool[f"{arch}/{e['filename']}.sig"] = {"inline": e["sig"]}
+        return out
+
+
+def _pacman_ext(filename: str) -> str:
+    for ext in ("zst", "xz", "gz", "bz2"):
+        if filename.endswith(f".tar.{ext}"):
+            return ext
+    return "zst"
+
+
+class PacketBuilder:
+    format = "packet"
+
+    def entry_kind(self, ctx: Context) -> str:
+        return "packet"
+
+    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+        filename = f"{item.name}-{item.version}.packet"
+        return json.dumps(
+            {
+                "item": index_common.packet_item(
+                    name=item.name,
+                    version=item.version,
+                    tags=list(item.fields.get("tags") or []),
+                    sha256=item.sha256,
+                    size=item.size,
+                    url=f"files/{filename}",
+                    scripts=list(item.fields.get("scripts") or []),
+                ),
+                "path": f"files/{filename}",
+            }
+        )
+
+    def build(
+        self,
+        ctx: Context,
+        *,
+        channel: Channel,
+        entries: list[tuple[Item, dict[str, Any]]],
+        sign: Signing,
+    ) -> Assembled:
+        return _json_channel(channel, entries, sign)
+
+
+class FilesBuilder:
+    format = "files"
+
+    def entry_kind(self, ctx: Context) -> str:
+        return "files"
+
+    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+        return json.dumps(
+            {
+                "item": index_common.file_item(
+                    name=item.name,
+                    version=item.version,
+                    filename=item.filename,
+                    sha256=item.sha256,
+                    size=item.size,
+                    url=f"{item.sha256[:12]}/{item.filename}",
+                ),
+                "path": f"{item.sha256[:12]}/{item.filename}",
+            }
+        )
+
+    def build(
+        self,
+        ctx: Context,
+        *,
+        channel: Channel,
+        entries: list[tuple[Item, dict[str, Any]]],
+        sign: Signing,
+    ) -> Assembled:
+        return _json_channel(channel, entries, sign)
+
+
+def _json_channel(
+    channel: Channel, entries: list[tuple[Item, dict[str, Any]]], sign: Signing
+) -> Assembled:
+    out = Assembled()
+    index = index_common.json_index(
+        channel=channel.name, generated_at=datetime.now(UTC), items=[e["item"] for _i, e in entries]
+    )
+    out.files["index.json"] = index
+    out.files["index.json.asc"] = sign.detach(index, armor=True)
+    for item, e in entries:
+        out.pool[e["path"]] = {"sha256": item.sha256, "size": item.size}
+    return out
+
+
+class MunkiBuilder:
+    format = "munki"
+
+    def entry_kind(self, ctx: Context) -> str:
+        return "munki"
+
+    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+        location = f"apps/{item.name}/{item.name}-{item.version}.pkg"
+        return json.dumps(
+            {
+                "location": location,
+                "pkginfo": munki_repo.pkginfo(
+                    name=item.name,
+                    version=item.version,
+                    display_name=str(item.fields.get("title") or item.name),
+                    description=str(item.fields.get("description") or ""),
+                    installer_item_location=location,
+                    installer_item_hash=item.sha256,
+                    installer_item_size=max(1, item.size // 1024),
+                    receipts=[
+                        {
+                            "packageid": str(item.fields.get("identifier") or item.name),
+                            "version": item.version,
+                        }
+                    ],
+                    catalogs=[],
+                ),
+            }
+        )
+
+    def build(
+        self,
+        ctx: Context,
+        *,
+        channel: Channel,
+        entries: list[tuple[Item, dict[str, Any]]],
+        sign: Signing,
+    ) -> Assembled:
+        names = munki_catalog_names(ctx, channel.stage)
+        out = Assembled()
+        infos = []
+        for item, e in entries:
+            info = dict(e["pkginfo"])
+            info["catalogs"] = names
+            infos.append(info)
+            out.pool[e["location"]] = {"sha256": item.sha256, "size": item.size}
+        out.files[f"catalogs/{channel.stage}"] = munki_repo.catalog(infos)
+        return out
+
+
+def munki_catalog_names(ctx: Context, stage: str) -> list[str]:
+    """The stage's own catalog name plus the configured aliases pointing at it."""
+    aliases = sorted(
+        name for name, target in ctx.settings.publish.munki.catalogs.items() if target == stage
+    )
+    return [stage, *aliases]
+
+
+BUILDERS: dict[str, Builder] = {
+    b.format: b
+    for b in (
+        AptBuilder(),
+        DnfBuilder(),
+        PacmanBuilder(),
+        PacketBuilder(),
+        MunkiBuilder(),
+        FilesBuilder(),
+    )
+}

@@ -1,0 +1,162 @@
+"""Immutable publication snapshots on a local directory, switched atomically.
+
+Layout: ``<root>/<format>/<stage>/snapshots/<id>/`` holds one snapshot's index files and its
+``manifest.json``; ``<root>/<format>/<stage>/current`` is a symlink to the live snapshot.
+A snapshot is written into ``<id>.partial`` and renamed when complete; the live pointer is
+replaced with ``rename(2)`` of a new symlink, so a client (or the HTTP server) sees the old or
+the new snapshot, never a mix. Package files are not copied here: manifests map pool paths to
+blobs, which are served from the blob store.
+
+Not handled: remote stores (S3 pushes copy finished snapshots elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+__all__ = ["LocalPublicationStore", "SnapshotWriter"]
+
+MANIFEST = "manifest.json"
+
+
+class SnapshotWriter:
+    """Writes the files of one snapshot being built."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.written: dict[str, int] = {}
+
+    def write(self, relpath: str, data: bytes) -> None:
+        target = self.root / _safe_relpath(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        self.written[relpath] = len(data)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> bytes:
+        data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        self.write(MANIFEST, data)
+        return data
+
+
+class LocalPublicationStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _channel_dir(self, fmt: str, stage: str) -> Path:
+        return self.root / _safe_name(fmt) / _safe_name(stage)
+
+    def snapshot_dir(self, fmt: str, stage: str, snapshot: str) -> Path:
+        return self._channel_dir(fmt, stage) / "snapshots" / _safe_name(snapshot)
+
+    @contextmanager
+    def build(self, fmt: str, stage: str, snapshot: str) -> Iterator[SnapshotWriter]:
+        """Write a snapshot; it exists under its id only if the block completes."""
+        final = self.snapshot_dir(fmt, stage, snapshot)
+        partial = final.with_name(final.name + ".partial")
+        partial.mkdir(parents=True, exist_ok=False)
+        try:
+            yield SnapshotWriter(partial)
+            _fsync_tree(partial)
+            os.rename(partial, final)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+    def activate(self, fmt: str, stage: str, snapshot: str) -> None:
+        """Make ``snapshot`` the live one, atomically."""
+        channel = self._channel_dir(fmt, stage)
+        if not self.snapshot_dir(fmt, stage, snapshot).is_dir():
+            raise FileNotFoundError(f"snapshot {snapshot} of {fmt}/{stage} does not exist")
+        tmp = channel / f".current-{os.getpid()}-{snapshot}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(Path("snapshots") / snapshot)
+        os.replace(tmp, channel / "current")
+        _fsync_dir(channel)
+
+    def current(self, fmt: str, stage: str) -> str | None:
+        link = self._channel_dir(fmt, stage) / "current"
+        try:
+            return PurePosixPath(os.readlink(link)).name
+        except (FileNotFoundError, OSError):
+            return None
+
+    def file(
+        self, fmt: str, stage: str, relpath: str, *, snapshot: str | None = None
+    ) -> Path | None:
+        """The path of a file in the live (or given) snapshot, or None."""
+        snapshot = snapshot or self.current(fmt, stage)
+        if snapshot is None:
+            return None
+        try:
+            path = self.snapshot_dir(fmt, stage, snapshot) / _safe_relpath(relpath)
+        except ValueError:
+            return None
+        return path if path.is_file() else None
+
+    def manifest(self, fmt: str, stage: str, snapshot: str) -> dict[str, Any] | None:
+        path = self.snapshot_dir(fmt, stage, snapshot) / MANIFEST
+        try:
+            loaded: dict[str, Any] = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        return loaded
+
+    def snapshots(self, fmt: str, stage: str) -> list[str]:
+        base = self._channel_dir(fmt, stage) / "snapshots"
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.name for p in base.iterdir() if p.is_dir() and not p.name.endswith(".partial")
+        )
+
+    def delete(self, fmt: str, stage: str, snapshot: str) -> None:
+        if snapshot == self.current(fmt, stage):
+            raise ValueError("the live snapshot cannot be deleted")
+        shutil.rmtree(self.snapshot_dir(fmt, stage, snapshot), ignore_errors=True)
+
+    def clean_partial(self) -> int:
+        """Remove snapshots left half-written by a crash."""
+        removed = 0
+        for partial in self.root.glob("*/*/snapshots/*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
+            removed += 1
+        return removed
+
+
+def _safe_name(name: str) -> str:
+    if not name or "/" in name or name in {".", ".."} or "\x00" in name:
+        raise ValueError(f"invalid path component: {name!r}")
+    return name
+
+
+def _safe_relpath(relpath: str) -> Path:
+    parts = PurePosixPath(relpath).parts
+    if not parts or relpath.startswith("/") or any(p in {"..", "."} or "\x00" in p for p in parts):
+        raise ValueError(f"invalid relative path: {relpath!r}")
+    return Path(*parts)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
