@@ -1,0 +1,167 @@
+"""Munki pkginfo and catalog writers: golden plists in makepkginfo/makecatalogs' shape."""
+
+from __future__ import annotations
+
+import plistlib
+from typing import Any
+
+import pytest
+
+from packyard.formats.munki_repo import ALL_CATALOG, catalog, catalogs, pkginfo, size_in_kib
+
+HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def notes(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": "Notes",
+        "version": "2.3.1",
+        "display_name": "Notes",
+        "description": "Take notes & share them",
+        "installer_item_location": "apps/notes-2.3.1.pkg",
+        "installer_item_hash": HASH,
+        "installer_item_size": size_in_kib(1_048_577),
+        "receipts": [{"packageid": "com.example.notes", "version": "2.3.1", "installed_size": 12}],
+        "catalogs": ["prod"],
+        "minimum_os_version": "12.0",
+        "icon_name": "Notes.png",
+        **overrides,
+    }
+    info: dict[str, Any] = pkginfo(**values)
+    return info
+
+
+# plistlib writes tabs; written here with four spaces for readability.
+NOTES_CATALOG = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<array>
+    <dict>
+        <key>autoremove</key>
+        <false/>
+        <key>catalogs</key>
+        <array>
+            <string>prod</string>
+        </array>
+        <key>description</key>
+        <string>Take notes &amp; share them</string>
+        <key>display_name</key>
+        <string>Notes</string>
+        <key>icon_name</key>
+        <string>Notes.png</string>
+        <key>installer_item_hash</key>
+        <string>9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08</string>
+        <key>installer_item_location</key>
+        <string>apps/notes-2.3.1.pkg</string>
+        <key>installer_item_size</key>
+        <integer>1024</integer>
+        <key>minimum_os_version</key>
+        <string>12.0</string>
+        <key>name</key>
+        <string>Notes</string>
+        <key>receipts</key>
+        <array>
+            <dict>
+                <key>installed_size</key>
+                <integer>12</integer>
+                <key>packageid</key>
+                <string>com.example.notes</string>
+                <key>version</key>
+                <string>2.3.1</string>
+            </dict>
+        </array>
+        <key>uninstall_method</key>
+        <string>removepackages</string>
+        <key>uninstallable</key>
+        <true/>
+        <key>version</key>
+        <string>2.3.1</string>
+    </dict>
+</array>
+</plist>
+""".replace("    ", "\t")
+
+
+def test_pkginfo_keys_follow_makepkginfo() -> None:
+    assert notes() == {
+        "autoremove": False,
+        "catalogs": ["prod"],
+        "description": "Take notes & share them",
+        "display_name": "Notes",
+        "icon_name": "Notes.png",
+        "installer_item_hash": HASH,
+        "installer_item_location": "apps/notes-2.3.1.pkg",
+        "installer_item_size": 1024,
+        "minimum_os_version": "12.0",
+        "name": "Notes",
+        "receipts": [{"installed_size": 12, "packageid": "com.example.notes", "version": "2.3.1"}],
+        "uninstall_method": "removepackages",
+        "uninstallable": True,
+        "version": "2.3.1",
+    }
+
+
+def test_catalog_golden() -> None:
+    assert catalog([notes()]).decode("utf-8") == NOTES_CATALOG
+    assert plistlib.loads(catalog([notes()])) == [notes()]
+
+
+def test_optional_keys_are_left_out() -> None:
+    info = notes(minimum_os_version=None, icon_name=None, uninstallable=False, receipts=[])
+    for key in ("minimum_os_version", "icon_name", "uninstall_method"):
+        assert key not in info
+    assert info["uninstallable"] is False
+    assert notes(installed_size=40)["installed_size"] == 40
+
+
+def test_size_in_kib_rounds_down_like_makepkginfo() -> None:
+    assert [size_in_kib(n) for n in (0, 1023, 1024, 1_048_577)] == [0, 0, 1, 1024]
+    with pytest.raises(ValueError):
+        size_in_kib(-1)
+
+
+def test_catalog_drops_notes_and_underscore_keys_like_makecatalogs() -> None:
+    item = {**notes(), "notes": "admin only", "_metadata": {"created_by": "x"}}
+    assert plistlib.loads(catalog([item])) == [notes()]
+    assert plistlib.loads(catalog([])) == []
+
+
+def test_catalogs_writes_one_per_name_plus_all() -> None:
+    dev = notes(name="Dev", catalogs=["dev", "prod"])
+    prod = notes()
+    written = catalogs([dev, prod])
+    assert sorted(written) == [ALL_CATALOG, "dev", "prod"]
+    assert [item["name"] for item in plistlib.loads(written["all"])] == ["Dev", "Notes"]
+    assert [item["name"] for item in plistlib.loads(written["dev"])] == ["Dev"]
+    assert [item["name"] for item in plistlib.loads(written["prod"])] == ["Dev", "Notes"]
+    with pytest.raises(ValueError):
+        catalogs([{**prod, "catalogs": ["all"]}])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"name": ""},
+        {"version": "1\n2"},
+        {"installer_item_location": "../outside.pkg"},
+        {"installer_item_location": "/abs.pkg"},
+        {"installer_item_hash": "abc"},
+        {"installer_item_size": -1},
+        {"catalogs": []},
+        {"catalogs": ["a/b"]},
+        {"receipts": []},
+        {"receipts": [{"packageid": "x"}]},
+        {"receipts": [{"packageid": "x", "version": "1", "bogus": 1}]},
+        {"icon_name": "../icon.png"},
+        {"installed_size": -5},
+    ],
+)
+def test_pkginfo_refuses_bad_values(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        notes(**overrides)
+
+
+def test_catalog_items_need_a_name() -> None:
+    with pytest.raises(ValueError):
+        catalog([{"version": "1"}])
