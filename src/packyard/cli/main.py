@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import typer
 
-from packyard.cli.commands import admin, artifacts, audit, packages, packets, server, users
+from packyard.cli.commands import (
+    admin,
+    artifacts,
+    audit,
+    packages,
+    packets,
+    publishing,
+    server,
+    users,
+)
 
 __all__ = ["app", "main"]
 
@@ -46,6 +55,7 @@ users.register(app)
 packages.register(app)
 packets.register(app)
 admin.register(app)
+publishing.register(app)
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "channels",
     "parse_channel",
     "publish",
+    "request_publish",
     "rollback",
     "schedule_initial_publish",
     "schedule_publish",
@@ -146,6 +147,42 @@ def schedule_publish(
             args={"stages": wanted, "trigger": trigger},
             status="queued",
             actor=actor,
+            created_at=ctx.now(),
+            log="",
+        )
+    )
+    queue, job_id = ctx.jobs, job.id
+    ctx.after_commit(lambda: queue.enqueue(job_id))
+    return job
+
+
+def request_publish(
+    ctx: Context,
+    *,
+    principal: Principal,
+    stages: Sequence[str] | None = None,
+    formats: Sequence[str] | None = None,
+    full: bool = False,
+) -> Job:
+    """A publish someone asked for (``packyard publish``): always a new job."""
+    if not principal.can(Action.PUBLISH):
+        raise NotAuthorized(
+            f"role {principal.role.value!r} may not publish", hint="ask a maintainer"
+        )
+    targets = channels(ctx, stages=stages, formats=formats)
+    if ctx.jobs is None:
+        raise ConfigError("no job queue is running", hint="publish through a running server")
+    job = ctx.repos.jobs.add(
+        Job(
+            kind="publish",
+            args={
+                "stages": sorted({c.stage for c in targets}),
+                "formats": sorted({c.format for c in targets}),
+                "full": full,
+                "trigger": "manual",
+            },
+            status="queued",
+            actor=principal.name,
             created_at=ctx.now(),
             log="",
         )
@@ -729,7 +766,6 @@ class PacmanBuilder:
             relations=item.relations,
             filename=filename,
             csize=item.size,
-            isize=int(item.fields.get("size") or 0),
             md5=d["md5"],
             sha256=d["sha256"],
             pgpsig_b64=base64.b64encode(sig).decode(),
@@ -757,13 +793,17 @@ class PacmanBuilder:
         repo = pac.repo_template.replace("{stage}", channel.stage)
         out = Assembled()
         by_arch = pacman_repo.entries_by_architecture(
-            ((e["arch"], (e["dirname"], e)) for _i, e in entries), architectures=pac.architectures
+            ((e["arch"], (item, e)) for item, e in entries), architectures=pac.architectures
         )
         for arch in pac.architectures:
-            chosen = by_arch.get(arch, [])
-            db = pacman_repo.repo_db([(d, e["desc"]) for d, e in chosen])
+            # A pacman database holds one version per name: the newest (pacman's vercmp).
+            chosen = pacman_repo.newest_per_name(
+                (item.name, item.version, (item, e)) for item, e in by_arch.get(arch, [])
+            )
+            desc = [(e["dirname"], e["desc"]) for _item, e in chosen]
+            db = pacman_repo.repo_db(desc)
             files_db = pacman_repo.repo_db(
-                [(d, e["desc"]) for d, e in chosen], files={d: e["files"] for d, e in chosen}
+                desc, files={e["dirname"]: e["files"] for _i, e in chosen}
             )
             for name, data in ((f"{repo}.db.tar.gz", db), (f"{repo}.files.tar.gz", files_db)):
                 out.files[f"{arch}/{name}"] = data
@@ -773,8 +813,7 @@ class PacmanBuilder:
             out.files[f"{arch}/{repo}.db.sig"] = out.files[f"{arch}/{repo}.db.tar.gz.sig"]
             out.files[f"{arch}/{repo}.files"] = files_db
             out.files[f"{arch}/{repo}.files.sig"] = out.files[f"{arch}/{repo}.files.tar.gz.sig"]
-            for _d, e in chosen:
-                item = next(i for i, ee in entries if ee is e)
+            for item, e in chosen:
                 out.pool[f"{arch}/{e['filename']}"] = {"sha256": item.sha256, "size": item.size}
                 out.pool[f"{arch}/{e['filename']}.sig"] = {"inline": e["sig"]}
         return out
