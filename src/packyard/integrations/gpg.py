@@ -46,6 +46,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -126,7 +127,12 @@ class GpgSigner:
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Stop the gpg-agent of this home (gpg starts a new one if the signer is used again)."""
+        """Stop the gpg-agent of this home (gpg starts a new one if the signer is used again).
+
+        ``gpgconf --kill`` only asks the agent to exit; wait (bounded) until its socket is
+        gone so a caller that removes the home next does not race a dying agent.
+        """
+        socket = Path(self._agent_socket())
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             subprocess.run(
                 [self._gpgconf, "--homedir", str(self.home), "--kill", "all"],
@@ -135,6 +141,9 @@ class GpgSigner:
                 timeout=30,
                 check=False,
             )
+        deadline = time.monotonic() + 5
+        while socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def __enter__(self) -> GpgSigner:
         return self
