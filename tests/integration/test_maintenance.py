@@ -172,3 +172,24 @@ def test_sweep_removes_only_stale_temporary_files(runtime: Runtime) -> None:
     assert report.temp_files == 1
     assert not stale.exists()
     assert fresh.exists()
+
+
+def test_sweep_keeps_blobs_derived_for_publishing(runtime: Runtime, uploader: Principal) -> None:
+    from packyard.storage.db.models import DerivedBlob
+
+    artifact = upload_generic(runtime, principal=uploader)
+    writer = runtime.blobs.writer()
+    writer.write(b"a re-signed copy of the artifact")
+    derived = writer.commit()
+    orphan = runtime.blobs.writer()
+    orphan.write(b"nobody refers to me")
+    orphan_blob = orphan.commit()
+    with runtime.context(write=True) as ctx:
+        ctx.repos.publishing.add_derived(DerivedBlob(
+            artifact_id=ctx.repos.artifacts.by_sha256(artifact.sha256).id, kind="rpm-signed:X",
+            sha256=derived.sha256, size=derived.size, created_at=ctx.now()))
+    with runtime.context() as ctx:
+        report = maintenance.sweep_blobs(ctx, dry_run=False, grace_seconds=0)
+    assert report.blobs == [orphan_blob.sha256]
+    assert runtime.blobs.exists(derived.sha256)
+    assert runtime.blobs.exists(artifact.sha256)

@@ -113,7 +113,12 @@ def sweep_blobs(
 ) -> SweepReport:
     """Remove blobs no artifact references (older than the grace period) and stale temp files."""
     # Package icons (web UI) live in the same content-addressed store.
-    referenced = ctx.repos.artifacts.all_sha256() | ctx.repos.packages.icon_sha256s()
+    referenced = (
+        ctx.repos.artifacts.all_sha256()
+        | ctx.repos.packages.icon_sha256s()
+        # Files derived for publishing (re-signed rpms) live as long as their artifact.
+        | ctx.repos.publishing.derived_hashes()
+    )
     cutoff = time.time() - grace_seconds
     orphans: list[str] = []
     total = 0
