@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from packyard.api.app import create_app as create_api_app
 from packyard.bootstrap import Runtime
 from packyard.jobs.queue import HueyJobQueue
+from packyard.web.app import mount_web
 
 __all__ = ["attach_jobs", "create_app", "prepare_publishing"]
 
@@ -57,4 +58,5 @@ def create_app(runtime: Runtime, *, run_jobs: bool = True) -> FastAPI:
             queue.stop()
 
     app = create_api_app(runtime, lifespan=lifespan)
+    mount_web(app, runtime)
     return app

@@ -13,7 +13,7 @@ from packyard.services.context import Context
 from packyard.storage.db.models import Event
 from packyard.storage.db.repositories import EventQuery
 
-__all__ = ["VerifyReport", "list_events", "record", "refuse", "verify"]
+__all__ = ["VerifyReport", "artifact_events", "list_events", "record", "refuse", "verify"]
 
 
 def record(
@@ -77,6 +77,16 @@ def list_events(
             hint="ask an admin for the maintainer role",
         )
     return ctx.repos.events.search(query)
+
+
+def artifact_events(
+    ctx: Context, *, principal: Principal, sha256: str, limit: int = 200
+) -> tuple[Sequence[Event], int]:
+    """One artifact's trail, oldest first. Readable by everyone who may read the artifact
+    (as ``GET /api/v1/artifacts/{id}/events``); the whole log needs READ_AUDIT."""
+    return ctx.repos.events.search(
+        EventQuery(object_type="artifact", object_id=sha256, descending=False, limit=limit)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

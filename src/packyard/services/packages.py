@@ -17,6 +17,7 @@ __all__ = [
     "PackageSummary",
     "get_package",
     "list_packages",
+    "package_named",
     "pipeline_for",
     "pipeline_name_for",
     "set_pipeline",
@@ -73,6 +74,16 @@ def get_package(
             f"package {name!r} does not exist", hint="list packages with `packyard packages list`"
         )
     return package, ctx.repos.artifacts.for_package(package.id)
+
+
+def package_named(ctx: Context, *, principal: Principal, name: str) -> Package:
+    """The package row alone (``get_package`` also loads every artifact of it)."""
+    package = ctx.repos.packages.by_name(name)
+    if package is None:
+        raise NotFound(
+            f"package {name!r} does not exist", hint="list packages with `packyard packages list`"
+        )
+    return package
 
 
 def set_pipeline(ctx: Context, *, principal: Principal, name: str, pipeline: str | None) -> Package:

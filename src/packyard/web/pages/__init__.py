@@ -1,0 +1,1 @@
+"""One module per feature, named like its service and API router."""
