@@ -137,7 +137,9 @@ def test_admin_uploads_filters_promotes_deprecates_audits_and_rolls_back(
     expect(page.get_by_role("status").filter(has_text="Hold released.")).to_be_visible()
     page.get_by_label("Deprecation reason").fill("superseded by 1.1-1")
     page.get_by_role("button", name="Deprecate", exact=True).click()
-    expect(page.get_by_role("status").filter(has_text="Deprecated: it left every channel.")).to_be_visible()
+    expect(
+        page.get_by_role("status").filter(has_text="Deprecated: it left every channel.")
+    ).to_be_visible()
     expect(page.locator(".page-head")).to_contain_text("deprecated")
     expect(page.get_by_role("button", name="Promote", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Deprecate", exact=True)).to_have_count(0)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from packyard.domain.auth import Action, Principal, Role
-from packyard.domain.errors import InvalidRequest, PackyardError
+from packyard.domain.errors import InvalidRequest, NotAuthorized, PackyardError
 from packyard.services import dashboard
 from packyard.services import users as user_service
 from packyard.web.deps import (
@@ -90,6 +90,8 @@ async def create_user(request: Request, me: Principal = Depends(current_principa
                 token = user_service.create_token(
                     ctx, principal=me, name="first token (web)", user=name
                 ).secret
+    except NotAuthorized:
+        raise  # the error page: the users page itself is not theirs to see
     except PackyardError as exc:
         return _users_page(request, me, error=exc)
     if token:
@@ -121,6 +123,8 @@ async def update_user(
             )
             if password:
                 user_service.set_password(ctx, principal=me, name=name, password=password)
+    except NotAuthorized:
+        raise  # the error page: the users page itself is not theirs to see
     except PackyardError as exc:
         return _users_page(request, me, error=exc)
     flash(request, f"User {name} updated.")
