@@ -56,6 +56,8 @@ def create_app(runtime: Runtime, *, run_jobs: bool = True) -> FastAPI:
             yield
         finally:
             queue.stop()
+            if runtime.signer is not None:
+                runtime.signer.close()
 
     app = create_api_app(runtime, lifespan=lifespan)
     mount_web(app, runtime)
