@@ -1,18 +1,18 @@
-"""/channels: every channel with its snapshot history, client configuration, public key and a
-rollback button. Built on ``services.publish`` (channel_status, rollback) and
-``services.keys`` (client_config); while a build lacks them the page says so."""
+"""/channels: every channel with its snapshot history, the client configuration (apt line,
+.repo file, pacman.conf section, Munki), the public key, and a rollback button — all from
+``services.publish`` (channel_status, rollback) and ``services.keys`` (client_config)."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from packyard.domain.auth import Action, Principal
+from packyard.services import keys, publish
 from packyard.services.context import Context
+from packyard.storage.db.models import Publication
 from packyard.web.deps import (
     WebRoute,
     check_csrf,
@@ -28,36 +28,19 @@ __all__ = ["ChannelSummary", "channel_summaries", "router"]
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 
-def _publishing() -> tuple[ModuleType, ModuleType] | None:
-    """The publishing services, or None when this build has none."""
-    try:
-        publish = importlib.import_module("packyard.services.publish")
-        keys = importlib.import_module("packyard.services.keys")
-    except ImportError:
-        return None
-    needed = ("channel_status", "rollback")
-    if not all(hasattr(publish, n) for n in needed) or not hasattr(keys, "client_config"):
-        return None
-    return publish, keys
-
-
 @dataclass(frozen=True, kw_only=True)
 class ChannelSummary:
     name: str
     format: str
     stage: str
-    current: Any | None  # a Publication row
-    history: list[Any]
+    current: Publication | None
+    history: list[Publication]
 
 
 def channel_summaries(
     ctx: Context, *, principal: Principal, history: int = 1
-) -> list[ChannelSummary] | None:
-    """Each channel with its live snapshot (None: publishing is not available)."""
-    services = _publishing()
-    if services is None:
-        return None
-    publish, _keys = services
+) -> list[ChannelSummary]:
+    """Each channel with its live snapshot and the ``history`` newest ones."""
     return [
         ChannelSummary(
             name=s.channel.name,
@@ -74,26 +57,20 @@ def channel_summaries(
 def channels_page(
     request: Request, stage: str | None = None, me: Principal = Depends(current_principal)
 ) -> Response:
-    services = _publishing()
     with get_runtime(request).context() as ctx:
         summaries = channel_summaries(ctx, principal=me, history=10)
-        configs: dict[str, Any] = {}
-        if services is not None and summaries is not None:
-            _publish, keys = services
-            base = str(request.base_url).rstrip("/")
-            for stage_name in dict.fromkeys(s.stage for s in summaries):
-                configs[stage_name] = keys.client_config(ctx, stage=stage_name, base_url=base)
-        stages = list(configs) if configs else []
-        selected = stage if stage in configs else (stages[-1] if stages else None)
+        stages = list(dict.fromkeys(s.stage for s in summaries))
+        selected = stage if stage in stages else (stages[-1] if stages else None)
+        base = str(request.base_url).rstrip("/")
+        config = keys.client_config(ctx, stage=selected, base_url=base) if selected else None
         return render(
             request,
             "channels.html",
             {
-                "available": summaries is not None,
-                "channels": [s for s in summaries or [] if selected is None or s.stage == selected],
+                "channels": [s for s in summaries if s.stage == selected],
                 "stages": stages,
                 "selected": selected,
-                "config": configs.get(selected) if selected else None,
+                "config": config,
                 "can_rollback": me.can(Action.PUBLISH),
             },
         )
@@ -106,11 +83,6 @@ def rollback(
     to: Annotated[str, Form()] = "",
     me: Principal = Depends(current_principal),
 ) -> Response:
-    services = _publishing()
-    if services is None:
-        flash(request, "Publishing is not available in this build.", kind="error")
-        return redirect("/channels", request=request)
-    publish, _keys = services
     with get_runtime(request).context(write=True) as ctx:
         chosen = publish.rollback(ctx, principal=me, channel=channel, to=to or None)
         snapshot = chosen.snapshot

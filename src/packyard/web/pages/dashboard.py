@@ -59,10 +59,8 @@ def board_fragment(request: Request, me: Principal = Depends(current_principal))
         return render(request, "partials/board.html", {"board": dashboard_service.board(ctx)})
 
 
-def _publication_matrix(summaries: list[ChannelSummary] | None) -> dict[str, Any] | None:
+def _publication_matrix(summaries: list[ChannelSummary]) -> dict[str, Any]:
     """Channels as stage rows x format columns (the live snapshot of each, or None)."""
-    if summaries is None:
-        return None
     formats = list(dict.fromkeys(s.format for s in summaries))
     stages = list(dict.fromkeys(s.stage for s in summaries))
     live = {(s.stage, s.format): s.current for s in summaries}
