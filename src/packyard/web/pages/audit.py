@@ -70,6 +70,7 @@ def audit_page(
             }.items()
             if v
         }
+        verified = audit.verify(ctx, principal=me) if request.query_params.get("verify") else None
         return render(
             request,
             "audit.html",
@@ -80,5 +81,6 @@ def audit_page(
                 "pages": max(1, -(-total // PER_PAGE)),
                 "params": params,
                 "object_types": OBJECT_TYPES,
+                "verified": verified,
             },
         )

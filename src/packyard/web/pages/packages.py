@@ -38,7 +38,23 @@ def packages_page(
 ) -> Response:
     with get_runtime(request).context() as ctx:
         rows = package_service.list_packages(ctx, principal=me, q=q.strip() or None)
-        return render(request, "packages.html", {"rows": rows, "q": q})
+        pipelines = [
+            (
+                name,
+                name == ctx.settings.default_pipeline,
+                [
+                    (
+                        s.name,
+                        p.required_stages(s.name),
+                        s.change_control,
+                        sorted(r.value for r in s.promote_roles),
+                    )
+                    for s in p.stages
+                ],
+            )
+            for name, p in sorted(ctx.pipelines.items())
+        ]
+        return render(request, "packages.html", {"rows": rows, "q": q, "pipelines": pipelines})
 
 
 def _package_page(
