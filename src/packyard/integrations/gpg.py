@@ -397,6 +397,8 @@ class GpgSigner:
                 "",
                 "--status-fd",
                 "1",
+                # A rotation may reuse the user id of the key it replaces.
+                "--yes",
                 "--quick-gen-key",
                 uid,
                 KEY_ALGORITHM,

@@ -2,7 +2,11 @@
 and the exact client configuration lines users paste into apt, dnf and pacman.
 
 During a rotation the new key is ``active`` and the previous one ``retiring``: both sign every
-publication until ``retire_after``, so clients can move to the new key at their own pace.
+publication's indexes (apt InRelease/Release.gpg, repomd.xml.asc, JSON indexes) until
+``retire_after``, so clients can move to the new key at their own pace. Formats that carry a
+single signature (rpm packages, pacman packages and databases) are signed with the oldest key
+still signing until the transition ends, because rpm and pacman reject a signature by a key
+they do not know even when another signature is good.
 The secret keys live in the signer's keyring; the database records their role.
 """
 
@@ -25,6 +29,7 @@ __all__ = [
     "key_rows",
     "rotate_signing_key",
     "signing_keys",
+    "single_signature_key",
 ]
 
 
@@ -33,21 +38,23 @@ def key_rows(ctx: Context) -> list[KeyRow]:
 
 
 def signing_keys(ctx: Context) -> list[str]:
-    """Fingerprints that sign publications now: active ones (newest first), then retiring ones
-    still inside their transition period."""
+    """Fingerprints that sign publications now: active ones, then retiring ones still inside
+    their transition period (each group newest first)."""
     now = ctx.now()
-    rows = key_rows(ctx)
-    active = [
-        r.fingerprint
-        for r in sorted(rows, key=lambda r: r.created_at, reverse=True)
-        if r.status == "active"
-    ]
+    newest_first = sorted(key_rows(ctx), key=lambda r: r.created_at, reverse=True)
+    active = [r.fingerprint for r in newest_first if r.status == "active"]
     retiring = [
         r.fingerprint
-        for r in rows
+        for r in newest_first
         if r.status == "retiring" and (r.retire_after is None or r.retire_after > now)
     ]
     return active + retiring
+
+
+def single_signature_key(keys: list[str]) -> str:
+    """The key for formats that carry one signature (rpm packages, pacman): the oldest key
+    still signing, which every client — updated or not — trusts during a transition."""
+    return keys[-1]
 
 
 def _signer(ctx: Context):  # type: ignore[no-untyped-def]
@@ -92,7 +99,7 @@ def _require(principal: Principal) -> None:
 def rotate_signing_key(ctx: Context, *, principal: Principal, transition_days: int = 30) -> KeyRow:
     """Generate a new active key; current active keys keep signing for ``transition_days``."""
     _require(principal)
-    key = _signer(ctx).generate_key()
+    key = _signer(ctx).generate_key(name=f"Packyard repository signing key ({ctx.now():%Y-%m-%d})")
     return _activate(
         ctx,
         principal=principal,

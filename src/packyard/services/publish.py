@@ -278,6 +278,7 @@ class Signing:
     """The keys that sign this publication and the signer to use."""
 
     keys: list[str]
+    #: The key for single-signature formats (rpm packages, pacman): see keys.single_signature_key.
     primary: str
     signer: Any
 
@@ -327,7 +328,7 @@ def publish(
 
 
 def _signing(ctx: Context) -> Signing:
-    from packyard.services.keys import signing_keys
+    from packyard.services.keys import signing_keys, single_signature_key
 
     if ctx.signer is None:
         raise ConfigError("no signer is configured", hint="the server sets one up on start")
@@ -337,7 +338,7 @@ def _signing(ctx: Context) -> Signing:
             "there is no active signing key",
             hint="restart the server (it creates one) or `packyard keys import`",
         )
-    return Signing(keys=keys, primary=keys[0], signer=ctx.signer)
+    return Signing(keys=keys, primary=single_signature_key(keys), signer=ctx.signer)
 
 
 def _publish_channel(

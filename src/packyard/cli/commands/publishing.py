@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
             state = row["status"] + (
                 f" until {row['retire_after'][:10]}" if row["retire_after"] else ""
             )
-            console.print(f"key {row['fingerprint']}  {row['uid']}  [{state}]")
+            console.print(f"key {row['fingerprint']}  {row['uid']}  ({state})", markup=False)
         blocks = [
             ("apt: trust the key", c["apt_setup"]),
             ("apt: /etc/apt/sources.list.d/packyard.list", c["apt_sources"]),
