@@ -115,6 +115,35 @@ class ChannelOptions(BaseModel):
     keep_latest: int = Field(default=0, ge=0)
 
 
+class S3Target(BaseModel):
+    # Where to push: "s3://bucket/prefix"; objects go to <prefix>/repos/... (the /repos layout).
+    url: str
+    # Channels pushed to it after each of their publications: "apt/prod", "apt/*", "*/prod".
+    channels: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("url")
+    @classmethod
+    def _s3_url(cls, value: str) -> str:
+        if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,62}(/[^\s]*)?", value):
+            raise ValueError(f"push target {value!r} is not an s3://bucket[/prefix] URL")
+        return value
+
+
+class S3Settings(BaseModel):
+    # S3-compatible endpoint (MinIO, Ceph RGW, ...); empty means AWS.
+    endpoint_url: str | None = None
+    region: str | None = None
+    # Credentials; empty means boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+    # ~/.aws, instance roles). Prefer the environment over this file.
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    # "path" (bucket in the URL path), "virtual" (bucket in the host name) or "auto" (path
+    # when endpoint_url is set, else boto3's choice).
+    addressing_style: str = Field(default="auto", pattern="^(auto|path|virtual)$")
+    # Push targets updated after every publication of their channels.
+    targets: list[S3Target] = Field(default_factory=list)
+
+
 class PublishSettings(BaseModel):
     # Public URL clients use (in `packyard keys show` and the web UI); default from host/port.
     base_url: str | None = None
@@ -130,6 +159,8 @@ class PublishSettings(BaseModel):
     munki: MunkiSettings = Field(default_factory=MunkiSettings)
     # Per channel ("<format>/<stage>", e.g. "apt/prod") or per format ("apt") options.
     channels: dict[str, ChannelOptions] = Field(default_factory=dict)
+    # Pushing publications to S3-compatible object stores.
+    s3: S3Settings = Field(default_factory=S3Settings)
 
     def options_for(self, fmt: str, stage: str) -> ChannelOptions:
         return self.channels.get(f"{fmt}/{stage}") or self.channels.get(fmt) or ChannelOptions()
@@ -365,6 +396,23 @@ catalogs = {{ dev = "testing", stage = "testing", prod = "production" }}
 # Per channel ("apt/prod") or per format ("apt") options:
 # [publish.channels."apt/prod"]
 # keep_latest = 2     # only the newest N versions of each package (0 = all)
+
+[publish.s3]
+# Pushing publications to S3-compatible stores (`packyard publish --to s3://bucket/prefix`,
+# and the targets below after every publication). Endpoint for MinIO, Ceph RGW...; empty: AWS.
+# endpoint_url = "https://minio.example:9000"
+# region = "eu-central-1"
+# Credentials; empty: boto3's chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, ~/.aws, roles).
+# access_key_id = ""
+# secret_access_key = ""   # prefer PACKYARD_PUBLISH__S3__SECRET_ACCESS_KEY or AWS_* variables
+# "path", "virtual" or "auto" (path when endpoint_url is set).
+addressing_style = "auto"
+# Push targets: objects go to <prefix>/repos/... (the same layout as /repos), so clients can
+# use http(s)://<bucket host>/<prefix> as their base URL. Channels: "apt/prod", "apt/*", "*/prod".
+# None by default (targets = []); add one table per target:
+# [[publish.s3.targets]]
+# url = "s3://packages-bucket/packyard"
+# channels = ["apt/prod", "dnf/prod"]
 
 [jobs]
 # Background jobs (publishing): "sqlite" (embedded) or "redis://host:6379/0".

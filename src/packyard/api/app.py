@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from packyard import __version__
 from packyard.api.errors import install_error_handlers
-from packyard.api.routers import artifacts, events, packages, publications, repos, users
+from packyard.api.routers import artifacts, events, mirrors, packages, publications, repos, users
 from packyard.bootstrap import Runtime
 
 __all__ = ["create_app"]
@@ -32,7 +32,7 @@ def create_app(runtime: Runtime, *, lifespan: Any = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (artifacts, packages, events, users, publications, repos):
+    for module in (artifacts, packages, events, users, publications, mirrors, repos):
         app.include_router(module.router)
 
     @app.get("/api/v1/health", tags=["system"], summary="Liveness and database check")

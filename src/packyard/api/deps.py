@@ -6,11 +6,11 @@ from fastapi import Request
 from fastapi.security import HTTPBearer
 
 from packyard.bootstrap import Runtime
-from packyard.domain.auth import Principal
-from packyard.domain.errors import NotAuthenticated
+from packyard.domain.auth import Principal, Role
+from packyard.domain.errors import NotAuthenticated, NotAuthorized
 from packyard.services.users import authenticate_token, token_needs_touch, touch_token
 
-__all__ = ["bearer", "get_principal", "get_runtime"]
+__all__ = ["authenticate_request", "bearer", "get_principal", "get_runtime"]
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer pky_…`")
 
@@ -21,7 +21,22 @@ def get_runtime(request: Request) -> Runtime:
 
 
 def get_principal(request: Request) -> Principal:
-    """Authenticate the bearer token (sync: FastAPI runs it in the thread pool)."""
+    """The user behind the bearer token (sync: FastAPI runs it in the thread pool).
+
+    Mirror credentials are refused here: they may only read /repos and use the mirror API,
+    whose routes authenticate with ``authenticate_request`` and check the mirror themselves.
+    """
+    principal = authenticate_request(request)
+    if principal.role is Role.MIRROR:
+        raise NotAuthorized(
+            "a mirror's token may only read /repos and use the mirror API",
+            hint="use a user's token for anything else",
+        )
+    return principal
+
+
+def authenticate_request(request: Request) -> Principal:
+    """Authenticate the bearer token, whoever it belongs to."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:

@@ -11,6 +11,7 @@ from packyard.cli.commands import (
     admin,
     artifacts,
     audit,
+    mirror,
     packages,
     packets,
     publishing,
@@ -56,6 +57,7 @@ packages.register(app)
 packets.register(app)
 admin.register(app)
 publishing.register(app)
+mirror.register(app)
 
 
 def main() -> None:

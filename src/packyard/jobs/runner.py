@@ -51,7 +51,7 @@ def run_job(runtime: Runtime, job_id: int) -> str:
 
 def _dispatch(runtime: Runtime, kind: str, args: dict[str, Any], log_line: Any) -> None:
     if kind == "publish":
-        publish_service.publish(
+        results = publish_service.publish(
             runtime.context,
             stages=args.get("stages"),
             formats=args.get("formats"),
@@ -59,5 +59,15 @@ def _dispatch(runtime: Runtime, kind: str, args: dict[str, Any], log_line: Any) 
             trigger=str(args.get("trigger") or "job"),
             log=log_line,
         )
+        if runtime.settings.publish.s3.targets:
+            from packyard.integrations.s3 import open_object_store
+            from packyard.services.mirrors import push_configured
+
+            push_configured(
+                runtime.context,
+                published=[r.channel for r in results],
+                open_store=lambda url: open_object_store(runtime.settings.publish.s3, url),
+                log=log_line,
+            )
         return
     raise PackyardError(f"unknown job kind {kind!r}", hint="upgrade the worker")

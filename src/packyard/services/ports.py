@@ -4,7 +4,7 @@ integrations/ and chosen by configuration in ``packyard.bootstrap``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +17,10 @@ __all__ = [
     "ChangeControl",
     "ChangeControlDecision",
     "JobQueue",
+    "MirrorSource",
+    "ObjectStore",
     "PublicationStore",
+    "SignatureVerifier",
     "Signer",
     "SigningKey",
     "SnapshotWriterPort",
@@ -181,8 +184,75 @@ class PublicationStore(Protocol):
 
     def delete(self, fmt: str, stage: str, snapshot: str) -> None: ...
 
+    def files(self, fmt: str, stage: str, snapshot: str) -> list[str]:
+        """Relative paths of a snapshot's index files (not its manifest), sorted."""
+        ...
+
 
 class JobQueue(Protocol):
     """Runs jobs (rows in the jobs table) in the background."""
 
     def enqueue(self, job_id: int) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """An S3-compatible bucket below a key prefix (integrations/s3.py). Keys are relative to
+    the prefix; failures raise domain errors."""
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/prefix``, for messages and per-target locks."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        ...
+
+    def put(
+        self, key: str, body: BinaryIO, *, size: int, content_type: str, cache_control: str
+    ) -> None: ...
+
+    def delete(self, keys: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MirrorSource(Protocol):
+    """The upstream Packyard server as a mirror sees it (the CLI implements it over HTTP).
+
+    Raises NotAuthenticated/NotAuthorized for a refused credential and the mirror service's
+    ``MirrorUnavailable`` when the server cannot be reached or answers with a server error.
+    """
+
+    def changes(self, *, since: str | None, wait: float) -> dict[str, Any]:
+        """``{"cursor": str, "channels": {channel: snapshot or None}}`` (long poll)."""
+        ...
+
+    def listing(self, *, channel: str, snapshot: str) -> tuple[bytes, bytes]:
+        """A snapshot's file listing and its detached OpenPGP signature."""
+        ...
+
+    def public_keys(self) -> bytes:
+        """The server's armored public signing keys (``/repos/keys/packyard.asc``)."""
+        ...
+
+    def download(self, path: str, write: Callable[[bytes], object]) -> None:
+        """Stream ``/repos/<path>``, calling ``write`` with each chunk."""
+        ...
+
+    def heartbeat(self, report: dict[str, Any]) -> None: ...
+
+
+class SignatureVerifier(Protocol):
+    """OpenPGP verification against given public keys only (gpgv, as apt does).
+
+    Both raise a domain error when no signature by those keys is good or one is bad.
+    """
+
+    def verify_detached(self, data: bytes, signature: bytes, *, public_keys: bytes) -> list[str]:
+        """Fingerprints of the good signatures."""
+        ...
+
+    def verify_clearsigned(self, document: bytes, *, public_keys: bytes) -> list[str]:
+        """Fingerprints of the good signatures."""
+        ...

@@ -361,6 +361,12 @@ def _check_new_password(password: str, *, user: str) -> None:
 
 
 def _store_password(ctx: Context, user: User, password: str, *, keep_session: str | None) -> None:
+    if user.role == Role.MIRROR.value:
+        # A mirror's credential reads /repos and the mirror API only: no web sign-in.
+        raise InvalidRequest(
+            f"{user.name!r} is a mirror and cannot have a web password",
+            hint="sign in as a person; manage mirrors with `packyard mirrors`",
+        )
     _check_new_password(password, user=user.name)
     user.password_hash = _hasher().hash(password)
     # A new password ends every other session of the user (a stolen cookie stops working).

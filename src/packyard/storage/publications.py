@@ -116,6 +116,17 @@ class LocalPublicationStore:
             p.name for p in base.iterdir() if p.is_dir() and not p.name.endswith(".partial")
         )
 
+    def files(self, fmt: str, stage: str, snapshot: str) -> list[str]:
+        """Relative paths of a snapshot's index files (not its manifest), sorted."""
+        root = self.snapshot_dir(fmt, stage, snapshot)
+        if not root.is_dir():
+            return []
+        return sorted(
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.is_file() and p.relative_to(root).as_posix() != MANIFEST
+        )
+
     def delete(self, fmt: str, stage: str, snapshot: str) -> None:
         if snapshot == self.current(fmt, stage):
             raise ValueError("the live snapshot cannot be deleted")

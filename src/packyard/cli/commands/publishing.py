@@ -45,8 +45,23 @@ def register(app: typer.Typer) -> None:
         full: bool = typer.Option(False, "--full", help="Recompute every index entry"),
         wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the job to finish"),
         timeout: float = typer.Option(600, "--timeout", help="Seconds to wait"),
+        to: str = typer.Option(
+            None,
+            "--to",
+            help="Push the live publications to s3://bucket/prefix instead (runs on the server "
+            "host with its data dir; --full uploads every object again)",
+        ),
+        data_dir: Path = typer.Option(None, "--data-dir", envvar="PACKYARD_DATA_DIR"),
+        config: Path = typer.Option(None, "--config", envvar="PACKYARD_CONFIG"),
     ) -> None:
         """Publish channels now (a background job; publishing also happens after every change)."""
+        if to:
+            from packyard.cli.commands.mirror import push_publications
+
+            push_publications(
+                to=to, stages=stage, formats=format, full=full, data_dir=data_dir, config=config
+            )
+            return
         with api(ctx) as client:
             job = client.post(
                 "/api/v1/publish",

@@ -1,0 +1,333 @@
+"""Mirrors as an operator runs them: `packyard mirrors create` on the server, `packyard mirror
+sync` (a subprocess) on the mirror host, a plain static web server in front of the mirror's
+directory, and real apt-get, dnf and pacman installing from it.
+
+- The copy is complete and verified: clients that trust only the key the mirror pinned
+  install from it; a demotion removes the file from the mirror on the next sync.
+- Nothing unverified lands: a file or a listing altered by a proxy on the way, or keys that
+  did not sign, make the sync exit non-zero and leave the previous tree as it was.
+- The mirror's token is checked (wrong or revoked: exit 3) and is good for nothing but
+  /repos and the mirror API; heartbeats show in `GET /api/v1/mirrors` and `mirrors list`.
+- `--daemon` follows promotions through the long poll and backs off while the server is down.
+
+One server per module; each test has its own mirror, directory and package names.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.clients import (
+    TamperingProxy,
+    advance,
+    apt_client,
+    dnf_client,
+    flip_byte,
+    make_gpg_key,
+    pacman_client,
+    pacman_keyring,
+    running_server,
+    upload,
+    wait_for_publishing,
+)
+from tests.conftest import Server, free_port, run_cli
+from tests.pkgbuild import build_deb, build_pacman, build_rpm
+
+CONFIG = {"publish": {"apt": {"architectures": ["amd64"]}, "pacman": {"architectures": ["x86_64"]}}}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("mirror-server"), config=CONFIG) as started:
+        yield started
+
+
+def create_mirror(server: Server, name: str, *channels: str) -> str:
+    """`packyard mirrors create` as an admin; returns the token it shows once."""
+    args = ["mirrors", "create", name, "--json"]
+    if channels:
+        args += ["--channels", ",".join(channels)]
+    result = server.cli(*args)
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["user"] == f"mirror-{name}" and created["token"].startswith("pky_")
+    return str(created["token"])
+
+
+def mirror_sync(
+    server: Server, dest: Path, token: str, *extra: str, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`packyard mirror sync URL DIR --token T` as a subprocess on the "mirror host" (the
+    server's URL unless ``url`` names a proxy in front of it)."""
+    return run_cli(
+        "mirror", "sync", url or server.url, str(dest), "--token", token, *extra, env=server.env
+    )
+
+
+def tree_digest(dest: Path) -> dict[str, str]:
+    """Every served file of a mirror directory with its sha256."""
+    root = dest / "repos"
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def static_server() -> Iterator[functools.partial[str]]:
+    """serve(dir) -> base URL of a plain static web server (http.server) for that directory."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    def serve(directory: Path) -> str:
+        handler = functools.partial(Quiet, directory=str(directory))
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield functools.partial(serve)
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def mirrors(server: Server) -> dict[str, dict[str, object]]:
+    with server.client() as client:
+        response = client.get("/api/v1/mirrors")
+    assert response.status_code == 200, response.text
+    return {m["name"]: m for m in response.json()}
+
+
+def test_a_mirror_serves_apt_dnf_and_pacman_clients_and_follows_demotions(
+    server: Server, static_server: functools.partial[str], tmp_path: Path
+) -> None:
+    packages = {
+        "deb": build_deb(tmp_path / "pkgs", name="mirrored-deb", version="1.0-1"),
+        "rpm": build_rpm(tmp_path / "pkgs", name="mirrored-rpm", version="1.0"),
+        "pacman": build_pacman(tmp_path / "pkgs", name="mirrored-pac", version="1.0"),
+    }
+    ids = {kind: upload(server, path) for kind, path in packages.items()}
+    advance(server, list(ids.values()), to="prod")
+    wait_for_publishing(server)
+    token = create_mirror(server, "full", "apt/prod", "dnf/prod", "pacman/prod")
+    dest = tmp_path / "mirror"
+
+    first = mirror_sync(server, dest, token)
+
+    assert first.returncode == 0, first.stderr
+    assert "Pinned the server's signing keys" in first.stdout
+    deb_path = dest / "repos/apt/pool/main/m/mirrored-deb/mirrored-deb_1.0-1_all.deb"
+    assert deb_path.read_bytes() == packages["deb"].read_bytes()
+    assert (dest / "repos/dnf/prod/repodata/repomd.xml.asc").is_file()
+    assert (dest / "repos/pacman/prod/x86_64/packyard-prod.db.sig").is_file()
+    assert not (dest / "repos/packet").exists()  # not a channel this mirror follows
+
+    # The mirror's own key file, as a client of the mirror fetches it.
+    base = static_server(dest)
+    key = httpx.get(f"{base}/repos/keys/packyard.asc").content
+    apt = apt_client(root=tmp_path / "apt", url=base, key=key)
+    assert apt.update().ok
+    installed = apt.install("mirrored-deb")
+    assert installed.ok, installed
+    assert (tmp_path / "apt/usr/share/doc/mirrored-deb/README").is_file()
+    dnf = dnf_client(root=tmp_path / "dnf", url=base, key=key).install("mirrored-rpm")
+    assert dnf.ok, dnf
+    assert (tmp_path / "dnf/root/usr/share/mirrored-rpm/README").is_file()
+    with pacman_keyring(gpgdir=tmp_path / "pacman-gnupg", key=key) as keyring:
+        pac = pacman_client(root=tmp_path / "pacman", url=base, keyring=keyring)
+        installed = pac.install("mirrored-pac")
+    assert installed.ok, installed
+    assert (tmp_path / "pacman/root/usr/share/mirrored-pac/README").is_file()
+
+    shown = mirrors(server)["full"]
+    assert shown["status"] == "ok" and shown["behind"] == [] and shown["errors"] == []
+    assert shown["synced"] == shown["current"] and shown["last_heartbeat_at"]
+    listed = server.cli("mirrors", "list")
+    assert listed.returncode == 0 and "full" in listed.stdout and "ok" in listed.stdout
+
+    demoted = server.cli("demote", ids["deb"][:16], "--from", "prod")
+    assert demoted.returncode == 0, demoted.stderr
+    wait_for_publishing(server)
+    # Every format of the stage is published again; the apt channel changed.
+    assert "apt/prod" in mirrors(server)["full"]["behind"]
+    again = mirror_sync(server, dest, token)
+
+    assert again.returncode == 0, again.stderr
+    assert not deb_path.exists() and not deb_path.parent.exists()
+    packages_index = dest / "repos/apt/dists/prod/main/binary-amd64/Packages"
+    assert "mirrored-deb" not in packages_index.read_text()
+    assert (dest / "repos/dnf/prod/repodata/repomd.xml").is_file()
+    assert mirrors(server)["full"]["behind"] == []
+
+
+def test_a_tampered_file_or_listing_is_refused_and_the_tree_stays(
+    server: Server, tmp_path: Path
+) -> None:
+    token = create_mirror(server, "guarded", "apt/prod")
+    dest = tmp_path / "mirror"
+    assert mirror_sync(server, dest, token).returncode == 0
+    before = tree_digest(dest)
+    deb = build_deb(tmp_path / "pkgs", name="tamper-me", version="2.0-1")
+    advance(server, [upload(server, deb)], to="prod")
+    wait_for_publishing(server)
+    pool = "/repos/apt/pool/main/t/tamper-me/tamper-me_2.0-1_all.deb"
+    altered = flip_byte(deb.read_bytes(), deb.stat().st_size // 2)
+
+    def alter_file(path: str, body: bytes) -> bytes | None:
+        return altered if path == pool else None
+
+    with TamperingProxy(upstream=server.url, tamper=alter_file) as proxy:
+        refused = mirror_sync(server, dest, token, url=proxy.url)
+
+    assert refused.returncode == 9, refused.stdout + refused.stderr
+    assert "does not match the signed listing" in refused.stderr
+    assert proxy.tampered == [pool]
+    assert tree_digest(dest) == before
+
+    def alter_listing(path: str, body: bytes) -> bytes | None:
+        # Make the listing agree with the altered file: now its signature cannot.
+        if path != "/api/v1/mirror/listing":
+            return alter_file(path, body)
+        doc = json.loads(body)
+        listing = json.loads(doc["listing"])
+        listing["files"][pool.removeprefix("/repos/")]["sha256"] = hashlib.sha256(
+            altered
+        ).hexdigest()
+        doc["listing"] = json.dumps(listing, sort_keys=True, separators=(",", ":"))
+        return json.dumps(doc).encode()
+
+    with TamperingProxy(upstream=server.url, tamper=alter_listing) as proxy:
+        refused = mirror_sync(server, dest, token, url=proxy.url)
+
+    assert refused.returncode == 9, refused.stdout + refused.stderr
+    assert "signature of apt/prod does not verify" in refused.stderr
+    assert tree_digest(dest) == before
+
+    direct = mirror_sync(server, dest, token)
+    assert direct.returncode == 0, direct.stderr
+    assert (dest / pool.removeprefix("/")).read_bytes() == deb.read_bytes()
+
+
+def test_keys_that_did_not_sign_are_refused_and_reported(server: Server, tmp_path: Path) -> None:
+    token = create_mirror(server, "keys", "dnf/prod")
+    dest = tmp_path / "mirror"
+    assert mirror_sync(server, dest, token).returncode == 0
+    before = tree_digest(dest)
+    other = tmp_path / "other.asc"
+    other.write_bytes(make_gpg_key(tmp_path, uid="Not Packyard <x@example.org>"))
+
+    refused = mirror_sync(server, dest, token, "--keyring", str(other))
+
+    assert refused.returncode == 9, refused.stdout + refused.stderr
+    assert "does not verify with the pinned keys" in refused.stderr
+    assert tree_digest(dest) == before
+    shown = mirrors(server)["keys"]
+    assert shown["status"] == "error" and "does not verify" in shown["errors"][0]
+    listed = server.cli("mirrors", "list")
+    assert "error" in listed.stdout
+
+    assert mirror_sync(server, dest, token).returncode == 0
+    assert mirrors(server)["keys"]["status"] == "ok"
+
+
+def test_the_mirror_token_is_checked_and_good_only_for_mirroring(
+    server: Server, tmp_path: Path
+) -> None:
+    token = create_mirror(server, "locked", "apt/prod")
+    dest = tmp_path / "mirror"
+
+    wrong = mirror_sync(server, dest, "pky_" + "x" * 43)
+    assert wrong.returncode == 3, wrong.stderr
+    assert "refused the mirror's token" in wrong.stderr
+    admin = mirror_sync(server, dest, server.token)
+    assert admin.returncode == 4 and "only a mirror's own token" in admin.stderr
+    assert not (dest / "repos").exists()
+
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        for path in ("/api/v1/jobs", "/api/v1/artifacts", "/api/v1/whoami", "/api/v1/mirrors"):
+            assert c.get(path).status_code == 403, path
+        assert c.post("/api/v1/mirrors", json={"name": "sneaky"}).status_code == 403
+        assert c.get("/repos/apt/dists/prod/InRelease").status_code == 200
+        assert c.get("/api/v1/mirror/changes", params={"wait": 0}).status_code == 200
+    with server.client() as admin_client:
+        assert admin_client.get("/api/v1/mirror/changes").status_code == 403
+
+    assert mirror_sync(server, dest, token).returncode == 0
+    revoked = server.cli("mirrors", "revoke", "locked")
+    assert revoked.returncode == 0 and "Revoked 1 token" in revoked.stdout
+    refused = mirror_sync(server, dest, token)
+    assert refused.returncode == 3 and "revoked" in refused.stderr
+
+    issued = server.cli("mirrors", "token", "locked")
+    assert issued.returncode == 0, issued.stderr
+    new_token = next(w for w in issued.stdout.split() if w.startswith("pky_"))
+    assert mirror_sync(server, dest, new_token).returncode == 0
+
+
+def test_daemon_follows_promotions_and_backs_off_while_the_server_is_down(
+    server: Server, tmp_path: Path
+) -> None:
+    token = create_mirror(server, "daemon", "apt/prod")
+    dead = f"http://127.0.0.1:{free_port()}"
+    cmd = [sys.executable, "-m", "packyard", "mirror", "sync"]
+    env = {**server.env, "PACKYARD_MIRROR_TOKEN": token}
+    down = subprocess.Popen(
+        [*cmd, dead, str(tmp_path / "down"), "--daemon"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(4)
+        assert down.poll() is None, down.communicate()
+    finally:
+        down.send_signal(signal.SIGINT)
+        out, err = down.communicate(timeout=30)
+    assert "retrying in" in err, err
+
+    dest = tmp_path / "mirror"
+    daemon = subprocess.Popen(
+        [*cmd, server.url, str(dest), "--daemon", "--wait", "20"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (dest / "repos/apt/dists/prod/InRelease").is_file():
+            assert daemon.poll() is None and time.monotonic() < deadline, daemon.communicate()
+            time.sleep(0.2)
+        deb = build_deb(tmp_path / "pkgs", name="followed", version="1.0-1")
+        advance(server, [upload(server, deb)], to="prod")
+        target = dest / "repos/apt/pool/main/f/followed/followed_1.0-1_all.deb"
+        deadline = time.monotonic() + 30
+        while not target.is_file():
+            assert daemon.poll() is None, daemon.communicate()
+            assert time.monotonic() < deadline, "the daemon did not pick up the promotion"
+            time.sleep(0.2)
+        assert target.read_bytes() == deb.read_bytes()
+    finally:
+        daemon.send_signal(signal.SIGINT)
+        out, err = daemon.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert "1 files downloaded" in err or "downloaded" in out, out + err
