@@ -29,6 +29,7 @@ class Benchmark:
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("ingest", "upload a large generic file through the API vs. cp+fsync+sha256sum"),
+    Benchmark("web", "server-side render time of every web UI page with 100,000 artifacts"),
 )
 
 EXIT_OK = 0

@@ -181,6 +181,10 @@ class ArtifactRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    @property
+    def _sqlite(self) -> bool:
+        return self.session.get_bind().dialect.name == "sqlite"
+
     def _base(self) -> Select[Artifact]:
         return select(Artifact).options(
             selectinload(Artifact.stages), selectinload(Artifact.package)
@@ -234,7 +238,7 @@ class ArtifactRepository:
         self.session.flush()
 
     def search(self, query: ArtifactQuery) -> tuple[Sequence[Artifact], int]:
-        conditions = _artifact_conditions(query)
+        conditions = _artifact_conditions(query, sqlite=self._sqlite)
         where = and_(*conditions) if conditions else None
         count_stmt = select(func.count(Artifact.id))
         stmt = self._base()
@@ -276,7 +280,7 @@ class ArtifactRepository:
 
     def iter_matching(self, query: ArtifactQuery, *, batch: int = 1000) -> Iterator[Artifact]:
         """Every artifact matching ``query`` in its sort order, streamed (CSV export)."""
-        conditions = _artifact_conditions(query)
+        conditions = _artifact_conditions(query, sqlite=self._sqlite)
         column = ARTIFACT_SORT_COLUMNS[query.sort]
         order = column.desc() if query.descending else column.asc()
         tiebreak = Artifact.id.desc() if query.descending else Artifact.id.asc()
@@ -333,12 +337,18 @@ class ArtifactRepository:
     ) -> Sequence[Artifact]:
         """Newest artifacts (by upload, or by status change when ``changed_since``)."""
         stmt = self._base()
+        # Without statistics SQLite would use the status/stage index and sort every match;
+        # walking the upload-time index backwards finds the newest few at once. (``x || ''``
+        # keeps SQLite off an index; PostgreSQL plans from statistics either way.)
+        unindexed = self._sqlite and changed_since is None  # failures are few: index them
+        status_col = Artifact.status.op("||")("") if unindexed else Artifact.status
+        stage_col = Artifact.current_stage.op("||")("") if self._sqlite else Artifact.current_stage
         if status is not None:
-            stmt = stmt.where(Artifact.status == status)
+            stmt = stmt.where(status_col == status)
         if held is not None:
             stmt = stmt.where(Artifact.held.is_(held))
         if stages is not None:
-            stmt = stmt.where(Artifact.current_stage.in_(stages))
+            stmt = stmt.where(stage_col.in_(stages))
         if changed_since is not None:
             stmt = stmt.where(Artifact.status_changed_at >= changed_since).order_by(
                 Artifact.status_changed_at.desc()
@@ -392,10 +402,12 @@ def _insert_for(session: Session) -> Any:
     return sqlite_insert
 
 
-def _artifact_conditions(query: ArtifactQuery) -> list[Any]:
+def _artifact_conditions(query: ArtifactQuery, *, sqlite: bool = False) -> list[Any]:
     conditions: list[Any] = []
     if query.package:
-        conditions.append(Artifact.package.has(Package.name == query.package))
+        # A scalar subquery, not Artifact.package.has(): EXISTS per row scans every artifact.
+        package_id = select(Package.id).where(Package.name == query.package).scalar_subquery()
+        conditions.append(Artifact.package_id == package_id)
     if query.stage:
         conditions.append(
             exists().where(
@@ -414,14 +426,22 @@ def _artifact_conditions(query: ArtifactQuery) -> list[Any]:
         conditions.append(Artifact.uploaded_by == query.uploader)
     if query.q:
         like = f"%{_escape_like(query.q)}%"
+        columns = (
+            Artifact.name,
+            Artifact.version,
+            Artifact.filename,
+            Artifact.sha256,
+            Artifact.justification,
+            Artifact.provenance,
+        )
+        # SQLite's LIKE ignores ASCII case already (as its lower() does): ilike would add a
+        # lower() call per column and row, nearly tripling the cost of a full scan.
         conditions.append(
             or_(
-                Artifact.name.ilike(like, escape="\\"),
-                Artifact.version.ilike(like, escape="\\"),
-                Artifact.filename.ilike(like, escape="\\"),
-                Artifact.sha256.ilike(like, escape="\\"),
-                Artifact.justification.ilike(like, escape="\\"),
-                Artifact.provenance.ilike(like, escape="\\"),
+                *(
+                    c.like(like, escape="\\") if sqlite else c.ilike(like, escape="\\")
+                    for c in columns
+                )
             )
         )
     return conditions

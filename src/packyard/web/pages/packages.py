@@ -30,14 +30,20 @@ __all__ = ["router"]
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 VERSIONS_PER_PAGE = 50
+PACKAGES_PER_PAGE = 100
 
 
 @router.get("/packages")
 def packages_page(
-    request: Request, q: str = "", me: Principal = Depends(current_principal)
+    request: Request,
+    q: str = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    me: Principal = Depends(current_principal),
 ) -> Response:
     with get_runtime(request).context() as ctx:
-        rows = package_service.list_packages(ctx, principal=me, q=q.strip() or None)
+        everything = package_service.list_packages(ctx, principal=me, q=q.strip() or None)
+        pages = max(1, -(-len(everything) // PACKAGES_PER_PAGE))
+        rows = everything[(page - 1) * PACKAGES_PER_PAGE : page * PACKAGES_PER_PAGE]
         pipelines = [
             (
                 name,
@@ -54,7 +60,18 @@ def packages_page(
             )
             for name, p in sorted(ctx.pipelines.items())
         ]
-        return render(request, "packages.html", {"rows": rows, "q": q, "pipelines": pipelines})
+        return render(
+            request,
+            "packages.html",
+            {
+                "rows": rows,
+                "q": q,
+                "pipelines": pipelines,
+                "page": page,
+                "pages": pages,
+                "total": len(everything),
+            },
+        )
 
 
 def _package_page(
