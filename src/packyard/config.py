@@ -103,9 +103,10 @@ class PacmanSettings(BaseModel):
 
 
 class MunkiSettings(BaseModel):
-    # Munki catalog name per stage; stages not listed use their own name.
+    # Extra Munki catalog names, each serving one stage's catalog (every stage also has a
+    # catalog under its own name): alias -> stage.
     catalogs: dict[str, str] = Field(
-        default_factory=lambda: {"dev": "testing", "stage": "testing", "prod": "production"}
+        default_factory=lambda: {"testing": "dev", "production": "prod"}
     )
 
 
@@ -390,8 +391,9 @@ repo_template = "packyard-{{stage}}"
 architectures = ["x86_64", "aarch64"]
 
 [publish.munki]
-# Munki catalog per stage (others use the stage name).
-catalogs = {{ dev = "testing", stage = "testing", prod = "production" }}
+# Every stage has a catalog named after it; these extra names (alias = stage) serve a stage's
+# catalog too, so Munki clients can use the usual "testing" and "production".
+catalogs = {{ testing = "dev", production = "prod" }}
 
 # Per channel ("apt/prod") or per format ("apt") options:
 # [publish.channels."apt/prod"]

@@ -27,7 +27,7 @@ from packyard.services.audit import record
 from packyard.services.context import Context
 from packyard.services.packages import pipeline_for
 from packyard.services.ports import BlobWriter
-from packyard.services.publish import schedule_publish
+from packyard.services.publish import repository_format, schedule_publish
 from packyard.storage.db.models import Artifact, StageEntry
 from packyard.storage.db.repositories import ArtifactQuery
 
@@ -202,7 +202,13 @@ def ingest(
         reason=request.justification.strip() or None,
     )
     ctx.repos.session.refresh(artifact)
-    schedule_publish(ctx, stages=[first], actor=principal.name, trigger="upload")
+    schedule_publish(
+        ctx,
+        formats=[repository_format(meta.format.value)],
+        stages=[first],
+        actor=principal.name,
+        trigger="upload",
+    )
     return IngestResult(artifact=artifact, created=True)
 
 

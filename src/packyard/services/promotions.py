@@ -24,7 +24,7 @@ from packyard.services.artifacts import resolve
 from packyard.services.audit import record, refuse
 from packyard.services.context import Context
 from packyard.services.packages import pipeline_for
-from packyard.services.publish import schedule_publish
+from packyard.services.publish import repository_format, schedule_publish
 from packyard.storage.db.models import Artifact, StageEntry
 
 __all__ = [
@@ -190,7 +190,13 @@ def promote(
         after={**_state(artifact), "stage": stage, "change_control": cc},
         reason=note,
     )
-    schedule_publish(ctx, stages=[stage], actor=principal.name, trigger="promotion")
+    schedule_publish(
+        ctx,
+        formats=[repository_format(artifact.format)],
+        stages=[stage],
+        actor=principal.name,
+        trigger="promotion",
+    )
     return TransitionResult(artifact=artifact, changed=True)
 
 
@@ -261,7 +267,13 @@ def demote(
         after={**_state(artifact), "removed": removed},
         reason=note,
     )
-    schedule_publish(ctx, stages=removed, actor=principal.name, trigger="demotion")
+    schedule_publish(
+        ctx,
+        formats=[repository_format(artifact.format)],
+        stages=removed,
+        actor=principal.name,
+        trigger="demotion",
+    )
     return TransitionResult(artifact=artifact, changed=True)
 
 
@@ -344,6 +356,7 @@ def set_status(
     # A retired artifact leaves every channel it was in.
     schedule_publish(
         ctx,
+        formats=[repository_format(artifact.format)],
         stages=sorted(_reached(artifact)),
         actor=principal.name,
         trigger=action.removeprefix("artifact."),

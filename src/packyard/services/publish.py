@@ -56,6 +56,7 @@ __all__ = [
     "channels",
     "parse_channel",
     "publish",
+    "repository_format",
     "request_publish",
     "rollback",
     "schedule_initial_publish",
@@ -128,23 +129,43 @@ def channels(
 # --------------------------------------------------------------------------- scheduling
 
 
-def schedule_publish(
-    ctx: Context, *, stages: Iterable[str], actor: str, trigger: str
-) -> Job | None:
-    """Queue a background publish of ``stages`` (all formats) after the current transaction.
+def repository_format(artifact_format: str) -> str:
+    """The repository format (channel kind) that publishes an artifact format."""
+    for fmt, artifact_formats in CHANNEL_FORMATS.items():
+        if artifact_format in artifact_formats:
+            return fmt
+    return "files"
 
-    Coalesces: when a publish job for the same stages is still queued, no new one is made.
+
+def schedule_publish(
+    ctx: Context,
+    *,
+    stages: Iterable[str],
+    actor: str,
+    trigger: str,
+    formats: Iterable[str] | None = None,
+) -> Job | None:
+    """Queue a background publish of ``stages`` (``formats``, default all) after the current
+    transaction.
+
+    Coalesces: when a queued publish job already covers these stages and formats, no new one
+    is made.
     """
     if not ctx.settings.publish.auto or ctx.jobs is None:
         return None
     wanted = sorted(set(stages))
+    wanted_formats = sorted(set(formats)) if formats is not None else None
     for job in ctx.repos.jobs.queued("publish"):
-        if set(wanted) <= set(job.args.get("stages") or []):
+        queued_formats = job.args.get("formats")
+        covers_formats = queued_formats is None or (
+            wanted_formats is not None and set(wanted_formats) <= set(queued_formats)
+        )
+        if set(wanted) <= set(job.args.get("stages") or []) and covers_formats:
             return job
     job = ctx.repos.jobs.add(
         Job(
             kind="publish",
-            args={"stages": wanted, "trigger": trigger},
+            args={"stages": wanted, "formats": wanted_formats, "trigger": trigger},
             status="queued",
             actor=actor,
             created_at=ctx.now(),
@@ -932,7 +953,8 @@ class MunkiBuilder:
                             "version": item.version,
                         }
                     ],
-                    catalogs=[],
+                    # Replaced per channel in build(): an entry is shared by every stage.
+                catalogs=["all"],
                 ),
             }
         )
