@@ -46,8 +46,8 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
