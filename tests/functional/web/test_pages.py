@@ -31,6 +31,9 @@ PAGES = (
 def test_first_admin_signs_in_and_every_page_renders(make_server, open_browser) -> None:
     server = make_server(extra=["--demo"])
     page = page_of(open_browser())
+    # No page may log a script error or a Content-Security-Policy violation.
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto(server.url + "/")
     expect(page).to_have_url(re.compile(r"/login"))
     shot(page, "login-first-time")
@@ -44,6 +47,10 @@ def test_first_admin_signs_in_and_every_page_renders(make_server, open_browser) 
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
         name = path.strip("/").replace("/", "-") or "dashboard"
         shot(page, f"desktop-{name}")
+        if path == "/":
+            # The charts drew (Chart.js ran under the page's CSP).
+            assert page.evaluate("Chart.getChart('chart-activity') !== undefined")
+            assert page.evaluate("Chart.getChart('chart-lead') !== undefined")
         found = check_accessibility(page)
         if found:
             problems[path] = found
@@ -58,6 +65,7 @@ def test_first_admin_signs_in_and_every_page_renders(make_server, open_browser) 
     expect(page.get_by_role("heading", name="Versions across stages")).to_be_visible()
     shot(page, "desktop-package")
     problems_package = check_accessibility(page)
+    assert not console_errors, console_errors
     assert not problems, problems
     assert not problems_artifact, problems_artifact
     assert not problems_package, problems_package
