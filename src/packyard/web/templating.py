@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 from fastapi.templating import Jinja2Templates
 
 from packyard import __version__
+from packyard.services.icons import icon_url
 
 __all__ = ["STATIC_DIR", "TEMPLATE_DIR", "templates"]
 
@@ -52,8 +53,14 @@ def _query(params: dict[str, Any], **changes: Any) -> str:
     return "?" + urlencode(clean) if clean else "?"
 
 
+def _icon_src(package: Any) -> str:
+    """The package's icon URL with a version, so a new upload shows at once despite caching."""
+    sha = getattr(package, "icon_sha256", None)
+    return f"{icon_url(package.name)}?v={sha[:12] if sha else 'auto'}"
+
+
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
 templates.env.filters.update(size=_size, when=_when, iso=_iso, short=_short, q=_url_quote)
-templates.env.globals.update(version=__version__, query=_query)
+templates.env.globals.update(version=__version__, query=_query, icon_src=_icon_src)
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True

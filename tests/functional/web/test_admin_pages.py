@@ -28,7 +28,9 @@ SHORT_PIPELINE = {"stages": [{"name": "dev"}, {"name": "prod", "change_control":
 def test_download_demote_fail_pipelines_audit_verify_tokens_and_users(
     make_server, open_browser, tmp_path: Path
 ) -> None:
-    server = make_server(config={"pipelines": {"default": DEFAULT_PIPELINE, "short": SHORT_PIPELINE}})
+    server = make_server(
+        config={"pipelines": {"default": DEFAULT_PIPELINE, "short": SHORT_PIPELINE}}
+    )
     sha = _upload(server, name="admin-app")
     page = page_of(open_browser())
     set_first_password(page, server)

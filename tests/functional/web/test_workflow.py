@@ -160,6 +160,14 @@ def test_admin_uploads_filters_promotes_deprecates_audits_and_rolls_back(
     page.get_by_role("button", name="Save icon").click()
     expect(page.get_by_role("status").filter(has_text="Icon saved.")).to_be_visible()
     expect(page.get_by_text("Uploaded icon.")).to_be_visible()
+    current_icon = page.get_by_alt_text("Current icon of web-hello")
+    expect(current_icon).to_have_attribute(
+        "src", re.compile(r"/packages/web-hello/icon\?v=[0-9a-f]{12}$")
+    )
+    page.wait_for_function(
+        "i => i.complete && i.naturalWidth > 0", arg=current_icon.element_handle()
+    )
+    assert current_icon.evaluate("i => i.naturalWidth") == 8  # the uploaded PNG, not the avatar
     shot(page, "workflow-package")
     anonymous = page.request.get(server.url + "/packages/web-hello/icon", headers={"Cookie": ""})
     assert anonymous.ok and anonymous.headers["content-type"] == "image/png"
