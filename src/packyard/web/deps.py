@@ -23,6 +23,7 @@ from packyard.web.errors import status_for
 from packyard.web.templating import templates
 
 __all__ = [
+    "NAV",
     "CsrfFailed",
     "LoginRequired",
     "WebRoute",
@@ -49,6 +50,20 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+
+
+#: The main navigation: (path, label, the action a principal needs to see it). A capability
+#: that adds pages (approvals, fleet, builds) adds its entry here.
+NAV: list[tuple[str, str, Action | None]] = [
+    ("/", "Dashboard", None),
+    ("/artifacts", "Artifacts", None),
+    ("/packages", "Packages", None),
+    ("/channels", "Channels", None),
+    ("/upload", "Upload", Action.UPLOAD),
+    ("/audit", "Audit log", Action.READ_AUDIT),
+    ("/admin/users", "Users", Action.MANAGE_USERS),
+    ("/tokens", "Tokens", None),
+]
 
 
 class LoginRequired(Exception):
@@ -126,7 +141,18 @@ def flash(request: Request, message: str, *, kind: str = "success") -> None:
 
 def _frame(request: Request) -> dict[str, Any]:
     principal: Principal | None = getattr(request.state, "principal", None)
+    path = request.url.path
+    links = [
+        {
+            "href": href,
+            "label": label,
+            "current": path == "/" if href == "/" else path.startswith(href),
+        }
+        for href, label, action in NAV
+        if principal is not None and (action is None or principal.can(action))
+    ]
     return {
+        "links": links,
         "request": request,
         "me": principal,
         "csrf": csrf_token(request),
