@@ -14,35 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from packyard.domain import errors as e
+from packyard.http_status import STATUS_BY_CODE, status_for
 
 __all__ = ["STATUS_BY_CODE", "error_body", "install_error_handlers"]
-
-STATUS_BY_CODE: dict[type[e.PackyardError], int] = {
-    e.InvalidRequest: 400,
-    e.UnknownStage: 400,
-    e.NotAuthenticated: 401,
-    e.NotAuthorized: 403,
-    e.NotFound: 404,
-    e.ArtifactConflict: 409,
-    e.StageRequired: 409,
-    e.ArtifactFailed: 409,
-    e.ArtifactDeprecated: 409,
-    e.ArtifactHeld: 409,
-    e.ChangeControlRejected: 409,
-    e.UploadTooLarge: 413,
-    e.InvalidArtifact: 422,
-    e.UnsafeArchive: 422,
-    e.ChangeControlRequired: 422,
-    e.ChangeControlUnavailable: 503,
-    e.ConfigError: 500,
-}
-
-
-def status_for(exc: e.PackyardError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_BY_CODE:
-            return STATUS_BY_CODE[cls]
-    return 400
 
 
 def error_body(

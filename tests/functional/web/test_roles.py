@@ -12,17 +12,11 @@ import httpx
 from playwright.sync_api import expect
 from tests.functional.web.conftest import PHONE, page_of, set_first_password, shot, sign_in
 
-from packyard.api.errors import STATUS_BY_CODE as API_STATUS
 from packyard.demo.builders import deb_bytes
-from packyard.web.errors import STATUS_BY_CODE as WEB_STATUS
 
 ACTION_BUTTONS = re.compile(
     r"^(Promote|Hold|Release|Demote|Mark failed|Deprecate|Add note|Save icon|Set pipeline|Upload)$"
 )
-
-
-def test_web_refusals_use_the_api_status_codes() -> None:
-    assert WEB_STATUS == API_STATUS
 
 
 def _upload(server, name: str = "role-test", version: str = "1.0-1") -> str:
