@@ -25,6 +25,7 @@ from packyard.domain.errors import InvalidRequest, NotAuthenticated, NotAuthoriz
 from packyard.services.audit import record
 from packyard.services.context import Context
 from packyard.storage.db.models import ApiToken, User, WebSession
+from packyard.storage.db.repositories import EventQuery
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -460,14 +461,55 @@ class SignedIn:
     expires_at: datetime
 
 
+# Password guessing is slowed by argon2 and stopped by this: after SIGN_IN_MAX_FAILURES wrong
+# passwords for one user name within SIGN_IN_WINDOW, sign-in for that name is refused until
+# the window has passed (API tokens keep working). Failures are audit events, so the count
+# holds across restarts and replicas.
+SIGN_IN_WINDOW = timedelta(minutes=15)
+SIGN_IN_MAX_FAILURES = 5
+
+
+def _refuse_sign_in(ctx: Context, name: str, message: str, hint: str) -> NotAuthenticated:
+    error = NotAuthenticated(message, hint=hint)
+    record(
+        ctx,
+        actor="anonymous",
+        action="user.sign_in.refused",
+        object_type="user",
+        object_id=name[:64],
+        after={"via": "web"},
+        reason=message,
+    )
+    error.keep_transaction = True
+    return error
+
+
 def sign_in(ctx: Context, *, name: str, password: str) -> SignedIn:
     """Check a user name and password and start a web session."""
-    user = ctx.repos.users.by_name(name.strip().lower())
+    key = name.strip().lower()
+    _recent, failures = ctx.repos.events.search(
+        EventQuery(
+            action="user.sign_in.refused",
+            object_type="user",
+            object_id=key[:64],
+            since=ctx.now() - SIGN_IN_WINDOW,
+            limit=1,
+        )
+    )
+    if failures >= SIGN_IN_MAX_FAILURES:
+        raise _refuse_sign_in(
+            ctx,
+            key,
+            f"too many failed sign-ins for this user name in the last "
+            f"{int(SIGN_IN_WINDOW.total_seconds() // 60)} minutes",
+            "wait and try again, or ask an admin; API tokens are not affected",
+        )
+    user = ctx.repos.users.by_name(key)
     if user is None or user.password_hash is None:
         _verify(User(name="", role="viewer", password_hash=_dummy_hash()), password)
-        raise NotAuthenticated(_WRONG_LOGIN, hint="check both and try again")
+        raise _refuse_sign_in(ctx, key, _WRONG_LOGIN, "check both and try again")
     if not _verify(user, password) or user.disabled:
-        raise NotAuthenticated(_WRONG_LOGIN, hint="check both and try again")
+        raise _refuse_sign_in(ctx, key, _WRONG_LOGIN, "check both and try again")
     assert user.password_hash is not None
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = _hasher().hash(password)
