@@ -30,6 +30,8 @@ class Benchmark:
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("ingest", "upload a large generic file through the API vs. cp+fsync+sha256sum"),
     Benchmark("web", "server-side render time of every web UI page with 100,000 artifacts"),
+    Benchmark("publish", "apt/dnf/pacman channel publish vs. apt-ftparchive/createrepo_c/repo-add"),
+    Benchmark("promote", "promote API latency with 10 vs. 10,000 artifacts in the channel"),
 )
 
 EXIT_OK = 0
