@@ -252,11 +252,14 @@ def deb_stanza(
         overrides["Description"] = description[: description.index("\n")]
     changes += [(key, overrides[key] or None) for key in sorted(overrides)]
 
+    # First listed change wins, as in apt-ftparchive's scan; a dict keeps it O(1) per field.
+    by_name: dict[str, str | None] = {}
+    for changed_name, data in changes:
+        by_name.setdefault(changed_name.lower(), data)
+
     def change_for(name: str) -> tuple[bool, str | None]:
-        for changed, data in changes:
-            if changed.lower() == name.lower():
-                return True, data
-        return False, None
+        key = name.lower()
+        return key in by_name, by_name.get(key)
 
     lines: list[str] = []
     for name in PACKAGES_FIELD_ORDER:

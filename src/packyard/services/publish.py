@@ -275,7 +275,7 @@ class Builder(Protocol):
 
     def entry_kind(self, ctx: Context) -> str: ...
 
-    def compute(self, ctx: Context, item: Item, path: Path) -> str: ...
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str: ...
 
     def build(
         self,
@@ -483,11 +483,11 @@ def _keep_latest(ctx: Context, channel: Channel, items: list[Item]) -> list[Item
 def _compute(ctx: Context, builder: Builder, item: Item, *, kind: str, signing: Signing) -> str:
     path = ctx.blobs.local_path(item.sha256)
     if path is not None:
-        return builder.compute(ctx, item, path)
+        return builder.compute(ctx, item, path, signing=signing)
     with tempfile.NamedTemporaryFile() as tmp, ctx.blobs.open(item.sha256) as src:
         shutil.copyfileobj(src, tmp)
         tmp.flush()
-        return builder.compute(ctx, item, Path(tmp.name))
+        return builder.compute(ctx, item, Path(tmp.name), signing=signing)
 
 
 def _prune(uow: UnitOfWork, *, channel: Channel, keep: int) -> None:
@@ -614,7 +614,7 @@ class AptBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return f"apt:{ctx.settings.publish.apt.component}"
 
-    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
         control = str(item.fields.get("control") or "")
         arch = item.arch or "all"
         filename = apt_repo.deb_filename(package=item.name, version=item.version, architecture=arch)
@@ -685,11 +685,10 @@ class DnfBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "rpm"
 
-    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
         from packyard.integrations.createrepo import rpm_chunks
 
         assert ctx.signer is not None
-        signing = _signing(ctx)
         filename = _rpm_filename(item)
         derived_kind = f"rpm-signed:{signing.primary}"
         derived = ctx.repos.publishing.derived(item.id, derived_kind)
@@ -771,9 +770,8 @@ class PacmanBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "pacman"
 
-    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
         assert ctx.signer is not None
-        signing = _signing(ctx)
         d = _digests(path)
         data = path.read_bytes() if item.size < 512 * 1024 * 1024 else None
         sig = ctx.signer.detach_sign(
@@ -854,7 +852,7 @@ class PacketBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "packet"
 
-    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
         filename = f"{item.name}-{item.version}.packet"
         return json.dumps(
             {
@@ -888,7 +886,7 @@ class FilesBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "files"
 
-    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
         return json.dumps(
             {
                 "item": index_common.file_item(
@@ -934,7 +932,7 @@ class MunkiBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "munki"
 
-    def compute(self, ctx: Context, item: Item, path: Path) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
         location = f"apps/{item.name}/{item.name}-{item.version}.pkg"
         return json.dumps(
             {
@@ -954,7 +952,7 @@ class MunkiBuilder:
                         }
                     ],
                     # Replaced per channel in build(): an entry is shared by every stage.
-                catalogs=["all"],
+                    catalogs=["all"],
                 ),
             }
         )

@@ -687,12 +687,18 @@ class PublishingRepository:
 
     def replace_entries(self, entries: dict[tuple[int, str], str]) -> None:
         """Store recomputed entries (a full publish), replacing what was cached."""
-        for (artifact_id, kind), _content in entries.items():
-            self.session.execute(
-                delete(IndexEntry).where(
-                    IndexEntry.artifact_id == artifact_id, IndexEntry.kind == kind
+        by_kind: dict[str, list[int]] = {}
+        for artifact_id, kind in entries:
+            by_kind.setdefault(kind, []).append(artifact_id)
+        # One DELETE per 500 entries, not one per entry (it dominated full publishes).
+        for kind, ids in by_kind.items():
+            for start in range(0, len(ids), 500):
+                self.session.execute(
+                    delete(IndexEntry).where(
+                        IndexEntry.kind == kind,
+                        IndexEntry.artifact_id.in_(ids[start : start + 500]),
+                    )
                 )
-            )
         self.add_entries(entries)
 
     def derived(self, artifact_id: int, kind: str) -> DerivedBlob | None:
