@@ -8,6 +8,7 @@ return ``changed=False``. Refused gated actions are recorded in the audit log.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,62 @@ def _refresh_current(pipeline: Pipeline, artifact: Artifact) -> None:
     artifact.current_stage = pipeline.highest(_reached(artifact))
 
 
+def _refused(
+    ctx: Context,
+    error: PackyardError,
+    *,
+    principal: Principal,
+    artifact: Artifact,
+    action: str,
+    request: dict[str, Any] | None = None,
+) -> PackyardError:
+    """A refused transition of ``artifact``, recorded in the audit log (see ``refuse``)."""
+    return refuse(
+        ctx,
+        error,
+        actor=principal,
+        action=action,
+        object_type="artifact",
+        object_id=artifact.sha256,
+        request=request,
+    )
+
+
+def _applied(
+    ctx: Context,
+    *,
+    principal: Principal,
+    artifact: Artifact,
+    action: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str | None,
+    publish_stages: Iterable[str],
+    trigger: str,
+) -> TransitionResult:
+    """Record an applied transition and republish the stages it changed (after commit)."""
+    record(
+        ctx,
+        actor=principal,
+        action=action,
+        object_type="artifact",
+        object_id=artifact.sha256,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    stages = list(publish_stages)
+    if stages:
+        schedule_publish(
+            ctx,
+            formats=[repository_format(artifact.format)],
+            stages=stages,
+            actor=principal.name,
+            trigger=trigger,
+        )
+    return TransitionResult(artifact=artifact, changed=True)
+
+
 def open_gates(
     ctx: Context,
     *,
@@ -101,13 +158,12 @@ def promote(
     try:
         target = pipeline.stage(stage)
     except PackyardError as exc:
-        raise refuse(
+        raise _refused(
             ctx,
             exc,
-            actor=principal,
+            principal=principal,
+            artifact=artifact,
             action="artifact.promote",
-            object_type="artifact",
-            object_id=artifact.sha256,
             request=request,
         ) from None
     gates = promotion_gates(
@@ -123,24 +179,22 @@ def promote(
         # Already there (e.g. a concurrent request won): a no-op, but only for those allowed.
         denied = [g for g in gates if isinstance(g.error, NotAuthorized)]
         if denied:
-            raise refuse(
+            raise _refused(
                 ctx,
                 denied[0].error,
-                actor=principal,
+                principal=principal,
+                artifact=artifact,
                 action="artifact.promote",
-                object_type="artifact",
-                object_id=artifact.sha256,
                 request=request,
             )
         return TransitionResult(artifact=artifact, changed=False)
     if gates:
-        raise refuse(
+        raise _refused(
             ctx,
             gates[0].error,
-            actor=principal,
+            principal=principal,
+            artifact=artifact,
             action="artifact.promote",
-            object_type="artifact",
-            object_id=artifact.sha256,
             request=request,
         )
     cc = (change_control or "").strip() or None
@@ -148,13 +202,12 @@ def promote(
         try:
             decision = ctx.change_control.check(cc, artifact=artifact.sha256, stage=stage)
         except PackyardError as exc:  # the ticket system is down: refused, and audited
-            raise refuse(
+            raise _refused(
                 ctx,
                 exc,
-                actor=principal,
+                principal=principal,
+                artifact=artifact,
                 action="artifact.promote",
-                object_type="artifact",
-                object_id=artifact.sha256,
                 request=request,
             ) from None
         if not decision.approved:
@@ -162,13 +215,12 @@ def promote(
                 f"change control {cc!r} was not approved by the ticket system: {decision.detail}",
                 hint="get the ticket approved, or use an approved ticket id",
             )
-            raise refuse(
+            raise _refused(
                 ctx,
                 error,
-                actor=principal,
+                principal=principal,
+                artifact=artifact,
                 action="artifact.promote",
-                object_type="artifact",
-                object_id=artifact.sha256,
                 request=request,
             )
     before = _state(artifact)
@@ -180,24 +232,17 @@ def promote(
     )
     _refresh_current(pipeline, artifact)
     ctx.repos.session.flush()
-    record(
+    return _applied(
         ctx,
-        actor=principal,
+        principal=principal,
+        artifact=artifact,
         action="artifact.promote",
-        object_type="artifact",
-        object_id=artifact.sha256,
         before=before,
         after={**_state(artifact), "stage": stage, "change_control": cc},
         reason=note,
-    )
-    schedule_publish(
-        ctx,
-        formats=[repository_format(artifact.format)],
-        stages=[stage],
-        actor=principal.name,
+        publish_stages=[stage],
         trigger="promotion",
     )
-    return TransitionResult(artifact=artifact, changed=True)
 
 
 def _may_move(principal: Principal, pipeline: Pipeline, stage: str) -> None:
@@ -242,13 +287,12 @@ def demote(
                 hint="mark it failed or deprecated instead",
             )
     except PackyardError as exc:
-        raise refuse(
+        raise _refused(
             ctx,
             exc,
-            actor=principal,
+            principal=principal,
+            artifact=artifact,
             action="artifact.demote",
-            object_type="artifact",
-            object_id=artifact.sha256,
             request={"stage": stage},
         ) from None
     if stage not in reached:
@@ -257,24 +301,17 @@ def demote(
     removed = [stage, *[s for s in pipeline.dependents(stage) if s in reached]]
     ctx.repos.artifacts.remove_stages(artifact, removed)
     _refresh_current(pipeline, artifact)
-    record(
+    return _applied(
         ctx,
-        actor=principal,
+        principal=principal,
+        artifact=artifact,
         action="artifact.demote",
-        object_type="artifact",
-        object_id=artifact.sha256,
         before=before,
         after={**_state(artifact), "removed": removed},
         reason=note,
-    )
-    schedule_publish(
-        ctx,
-        formats=[repository_format(artifact.format)],
-        stages=removed,
-        actor=principal.name,
+        publish_stages=removed,
         trigger="demotion",
     )
-    return TransitionResult(artifact=artifact, changed=True)
 
 
 def set_hold(
@@ -283,15 +320,14 @@ def set_hold(
     artifact = _locked(ctx, ref)
     action = "artifact.hold" if held else "artifact.release"
     if not principal.can(Action.PROMOTE):
-        raise refuse(
+        raise _refused(
             ctx,
             NotAuthorized(
                 f"role {principal.role.value!r} may not hold or release", hint="ask a maintainer"
             ),
-            actor=principal,
+            principal=principal,
+            artifact=artifact,
             action=action,
-            object_type="artifact",
-            object_id=artifact.sha256,
         )
     if artifact.held == held:
         return TransitionResult(artifact=artifact, changed=False)
@@ -299,17 +335,17 @@ def set_hold(
     artifact.held = held
     artifact.hold_reason = reason if held else None
     ctx.repos.session.flush()
-    record(
+    return _applied(
         ctx,
-        actor=principal,
+        principal=principal,
+        artifact=artifact,
         action=action,
-        object_type="artifact",
-        object_id=artifact.sha256,
         before=before,
         after=_state(artifact),
         reason=reason,
+        publish_stages=(),  # a hold changes what may be promoted, not what is published
+        trigger="",
     )
-    return TransitionResult(artifact=artifact, changed=True)
 
 
 def set_status(
@@ -326,15 +362,14 @@ def set_status(
     artifact = _locked(ctx, ref)
     action = f"artifact.{'fail' if status is ArtifactStatus.FAILED else 'deprecate'}"
     if not principal.can(Action.RETIRE):
-        raise refuse(
+        raise _refused(
             ctx,
             NotAuthorized(
                 f"role {principal.role.value!r} may not fail or deprecate", hint="ask a maintainer"
             ),
-            actor=principal,
+            principal=principal,
+            artifact=artifact,
             action=action,
-            object_type="artifact",
-            object_id=artifact.sha256,
         )
     if artifact.status == status.value:
         return TransitionResult(artifact=artifact, changed=False)
@@ -343,22 +378,15 @@ def set_status(
     artifact.status_reason = reason
     artifact.status_changed_at = ctx.now()
     ctx.repos.session.flush()
-    record(
+    # A retired artifact leaves every channel it was in.
+    return _applied(
         ctx,
-        actor=principal,
+        principal=principal,
+        artifact=artifact,
         action=action,
-        object_type="artifact",
-        object_id=artifact.sha256,
         before=before,
         after=_state(artifact),
         reason=reason,
-    )
-    # A retired artifact leaves every channel it was in.
-    schedule_publish(
-        ctx,
-        formats=[repository_format(artifact.format)],
-        stages=sorted(_reached(artifact)),
-        actor=principal.name,
+        publish_stages=sorted(_reached(artifact)),
         trigger=action.removeprefix("artifact."),
     )
-    return TransitionResult(artifact=artifact, changed=True)
