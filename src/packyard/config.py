@@ -155,6 +155,9 @@ class PublishSettings(BaseModel):
     # Anonymous clients may read /repos (apt, dnf, pacman clients); false requires a token
     # (HTTP basic auth, password = token).
     public: bool = True
+    # Index files are built from compressed blocks of about this many entries, cached, so a
+    # publish recompresses only the blocks that changed (docs/publishing.md). Tuning only.
+    block_entries: int = Field(default=64, ge=1, le=100_000)
     apt: AptSettings = Field(default_factory=AptSettings)
     pacman: PacmanSettings = Field(default_factory=PacmanSettings)
     munki: MunkiSettings = Field(default_factory=MunkiSettings)
@@ -374,6 +377,8 @@ keep_snapshots = 5
 auto = true
 # Anonymous read access to /repos; false requires a token as HTTP basic auth password.
 public = true
+# Index files are built from cached, compressed blocks of about this many entries (tuning).
+block_entries = 64
 
 [publish.apt]
 origin = "Packyard"

@@ -101,7 +101,10 @@ def installed_file(fmt: str, root: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def repo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("publish-clients")) as server:
+    # One entry per index block: every Packages.gz/.xz, primary.xml.gz and pacman database
+    # the clients read is joined from several compressed blocks (formats/blockpack.py).
+    config = {"publish": {"block_entries": 1}}
+    with running_server(tmp_path_factory.mktemp("publish-clients"), config=config) as server:
         yield server
 
 

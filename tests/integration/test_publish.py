@@ -3,6 +3,8 @@ snapshots and rollback — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import gzip
+import lzma
 from collections.abc import Callable
 
 from tests.integration.conftest import events, upload_bytes
@@ -54,15 +56,20 @@ def test_full_and_incremental_publishes_agree(make_runtime: Callable[..., Runtim
     assert (incremental.artifact_count, incremental.new_entries) == (2, 1)  # only the new one
     packages = _packages(runtime)
     [full] = publish.publish(runtime.context, stages=["ci"], formats=["apt"], full=True)
-    assert (full.artifact_count, full.new_entries) == (2, 2)  # everything recomputed
+    # A full publish rebuilds every index from the stored entries, without computing them.
+    assert (full.artifact_count, full.new_entries) == (2, 0)
+    assert full.rebuilt_blocks >= 1
     assert _packages(runtime) == packages  # ... to the same index
+    [again] = publish.publish(runtime.context, stages=["ci"], formats=["apt"], recompute=True)
+    assert (again.artifact_count, again.new_entries) == (2, 2)  # re-read from the package files
+    assert _packages(runtime) == packages
     assert packages.count(b"Package: pub-test") == 2
 
     with runtime.context() as ctx:
         [status] = publish.channel_status(ctx, channel="apt/ci")
-        assert status.current is not None and status.current.snapshot == full.snapshot
-        assert [p.status for p in status.history] == ["current", "superseded", "superseded"]
-    assert len(events(runtime, action="publication.create")) == 3
+        assert status.current is not None and status.current.snapshot == again.snapshot
+        assert [p.status for p in status.history] == ["current", *["superseded"] * 3]
+    assert len(events(runtime, action="publication.create")) == 4
 
 
 def test_old_snapshots_are_pruned_and_rollback_switches_back(
@@ -90,3 +97,100 @@ def test_old_snapshots_are_pruned_and_rollback_switches_back(
     assert [e.after for e in events(runtime, action="publication.rollback")] == [
         {"snapshot": snapshots[1]}
     ]
+
+
+def _many_debs(runtime: Runtime, count: int, *, start: int = 0) -> None:
+    for i in range(start, start + count):
+        data = deb_bytes(
+            name=f"blk-{i:03d}",
+            version="1.0-1",
+            description=f"block test {i}\n more",
+            maintainer="Tests <t@example.com>",
+            files={f"usr/share/blk-{i:03d}": b"x"},
+        )
+        sha = upload_bytes(
+            runtime, principal=SYSTEM, data=data, filename=f"blk-{i:03d}_1.0-1_all.deb"
+        ).artifact.sha256
+        with runtime.context(write=True) as ctx:
+            promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
+
+
+def _apt_files(runtime: Runtime) -> dict[str, bytes]:
+    assert runtime.publications is not None
+    base = "dists/ci/main/binary-amd64/Packages"
+    out = {}
+    for suffix in ("", ".gz", ".xz"):
+        path = runtime.publications.file("apt", "ci", base + suffix)
+        assert path is not None
+        out[suffix] = path.read_bytes()
+    return out
+
+
+def test_an_incremental_publish_rebuilds_only_the_blocks_that_changed(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    runtime = _ready(make_runtime, publish={"block_entries": 4})
+    _many_debs(runtime, 40)
+    [first] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    blocks = first.rebuilt_blocks  # everything is new: amd64, arm64 and the pool map
+    assert blocks >= 3 * 5
+
+    _many_debs(runtime, 1, start=40)
+    [incremental] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    assert incremental.new_entries == 1
+    assert 1 <= incremental.rebuilt_blocks <= 3 * 2  # one block per document (or a split)
+    files = _apt_files(runtime)
+    assert gzip.decompress(files[".gz"]) == files[""]
+    assert lzma.decompress(files[".xz"]) == files[""]
+    assert files[""].count(b"Package: blk-") == 41
+
+    # A full rebuild reads every entry again and produces the same bytes.
+    [full] = publish.publish(runtime.context, stages=["ci"], formats=["apt"], full=True)
+    assert full.rebuilt_blocks > incremental.rebuilt_blocks
+    assert _apt_files(runtime) == files
+
+
+def test_a_damaged_block_cache_is_ignored_not_published(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    runtime = _ready(make_runtime, publish={"block_entries": 4})
+    _many_debs(runtime, 12)
+    publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    files = _apt_files(runtime)
+    assert runtime.publications is not None
+    cache = runtime.publications.root / ".cache"  # type: ignore[attr-defined]
+    damaged = 0
+    for path in cache.rglob("*"):
+        if path.is_file():
+            data = bytearray(path.read_bytes())
+            data[-1] ^= 0xFF
+            path.write_bytes(bytes(data))
+            damaged += 1
+    assert damaged
+    [again] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    assert again.rebuilt_blocks >= 3  # nothing usable in the cache: rendered again
+    assert _apt_files(runtime) == files
+
+
+def test_snapshots_share_unchanged_files_and_pruning_frees_the_rest(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    runtime = _ready(make_runtime, publish={"keep_snapshots": 2})
+    _many_debs(runtime, 3)
+    [one] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    [two] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    store = runtime.publications
+    assert store is not None
+    rel = "dists/ci/main/binary-amd64/Packages.xz"
+    first = store.snapshot_dir("apt", "ci", one.snapshot) / rel  # type: ignore[attr-defined]
+    second = store.snapshot_dir("apt", "ci", two.snapshot) / rel  # type: ignore[attr-defined]
+    assert first.stat().st_ino == second.stat().st_ino  # one copy on disk
+
+    objects = store.root / ".objects"  # type: ignore[attr-defined]
+    for _ in range(3):  # new content each time; keep_snapshots=2 prunes the oldest
+        _many_debs(runtime, 1, start=100 + _)
+        publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    assert len(store.snapshots("apt", "ci")) == 2
+    orphans = [p.name for p in objects.iterdir() if p.stat().st_nlink == 1]
+    assert orphans == []
+    assert not first.exists()

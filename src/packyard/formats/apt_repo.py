@@ -374,9 +374,10 @@ class IndexFile:
 
     path: str
     size: int
-    md5: str
-    sha1: str
     sha256: str
+    #: Only needed when the Release lists MD5Sum/SHA1 sections (see ``release_file``).
+    md5: str | None = None
+    sha1: str | None = None
 
     def __post_init__(self) -> None:
         check_relative_path(self.path, what="index path")
@@ -384,8 +385,10 @@ class IndexFile:
             raise ValueError(f"index path {self.path!r} contains whitespace")
         if self.size < 0:
             raise ValueError(f"size must not be negative, got {self.size}")
-        check_hex(self.md5, length=32, what="md5")
-        check_hex(self.sha1, length=40, what="sha1")
+        if self.md5 is not None:
+            check_hex(self.md5, length=32, what="md5")
+        if self.sha1 is not None:
+            check_hex(self.sha1, length=40, what="sha1")
         check_hex(self.sha256, length=64, what="sha256")
 
     @classmethod
@@ -445,6 +448,7 @@ def release_file(
     valid_until: datetime | None,
     files: Sequence[IndexFile],
     acquire_by_hash: bool = True,
+    sections: Sequence[str] = ("MD5Sum", "SHA1", "SHA256"),
 ) -> str:
     """Return the text of ``dists/<codename>/Release``.
 
@@ -452,7 +456,9 @@ def release_file(
     ``MD5Sum``, ``SHA1`` and ``SHA256`` sections, files sorted by path, each line
     `` <hash> <size right-aligned in 16> <path>``. There is deliberately no ``SHA512``
     section: apt fetches by-hash files under the strongest hash the Release lists, and
-    publishing only ``by-hash/SHA256`` keeps one copy per index.
+    publishing only ``by-hash/SHA256`` keeps one copy per index. ``sections`` picks fewer:
+    ``("SHA256",)`` is enough for every apt since 1.1 (which ignores MD5 and SHA1 for
+    verification) and spares hashing every index twice more.
 
     Raises:
         ValueError: a value spans lines, a name is invalid, a date is naive, ``valid_until``
@@ -487,6 +493,10 @@ def release_file(
     lines = [f"{key}: {value}\n" for key, value in sorted(values.items()) if value]
     ordered = sorted(files, key=lambda item: item.path)
     for section, attribute in (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
+        if section not in sections:
+            continue
+        if any(getattr(item, attribute) is None for item in ordered):
+            raise ValueError(f"the {section} section needs the {attribute} of every file")
         lines.append(f"{section}:\n")
         lines += [f" {getattr(item, attribute)} {item.size:>16} {item.path}\n" for item in ordered]
     return "".join(lines)

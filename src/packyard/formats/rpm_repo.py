@@ -15,7 +15,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["RepoDataFile", "metadata_document", "repodata_files", "repomd_xml"]
+__all__ = [
+    "DOCUMENTS",
+    "RepoDataFile",
+    "document_head",
+    "document_tail",
+    "metadata_document",
+    "repodata_files",
+    "repomd_xml",
+]
 
 _DOCUMENTS = {
     "primary": (
@@ -27,14 +35,26 @@ _DOCUMENTS = {
 }
 
 
+#: The metadata documents every repository carries, in repomd.xml order.
+DOCUMENTS = tuple(_DOCUMENTS)
+
+
+def document_head(kind: str, count: int) -> bytes:
+    """The XML declaration and root element opening a document of ``count`` packages."""
+    root, namespaces = _DOCUMENTS[kind]
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} {namespaces} packages="{count}">\n'
+    ).encode()
+
+
+def document_tail(kind: str) -> bytes:
+    return f"</{_DOCUMENTS[kind][0]}>\n".encode()
+
+
 def metadata_document(kind: str, chunks: Sequence[str]) -> bytes:
     """The primary, filelists or other document around per-package ``chunks``."""
-    root, namespaces = _DOCUMENTS[kind]
-    head = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} {namespaces} packages="{len(chunks)}">\n'
-    )
     body = "".join(chunk if chunk.endswith("\n") else chunk + "\n" for chunk in chunks)
-    return (head + body + f"</{root}>\n").encode("utf-8")
+    return document_head(kind, len(chunks)) + body.encode("utf-8") + document_tail(kind)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +68,21 @@ class RepoDataFile:
     open_checksum: str
     size: int
     open_size: int
+
+    @classmethod
+    def of(
+        cls, kind: str, *, data: bytes, checksum: str, open_checksum: str, open_size: int
+    ) -> RepoDataFile:
+        """Describe a gzip'd document whose digests are known (named by its checksum)."""
+        return cls(
+            kind=kind,
+            href=f"repodata/{checksum}-{kind}.xml.gz",
+            data=data,
+            checksum=checksum,
+            open_checksum=open_checksum,
+            size=len(data),
+            open_size=open_size,
+        )
 
 
 def repodata_files(documents: dict[str, bytes]) -> list[RepoDataFile]:

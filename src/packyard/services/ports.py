@@ -158,7 +158,7 @@ class Signer(Protocol):
 
 
 class SnapshotWriterPort(Protocol):
-    def write(self, relpath: str, data: bytes) -> None: ...
+    def write(self, relpath: str, data: bytes, *, sha256: str | None = None) -> None: ...
 
     def write_manifest(self, manifest: dict[str, Any]) -> bytes: ...
 
@@ -187,6 +187,14 @@ class PublicationStore(Protocol):
     def files(self, fmt: str, stage: str, snapshot: str) -> list[str]:
         """Relative paths of a snapshot's index files (not its manifest), sorted."""
         ...
+
+    def cache_get(self, key: str) -> bytes | None:
+        """A block cached by ``cache_put`` (compressed index blocks), or None."""
+        ...
+
+    def cache_put(self, key: str, data: bytes) -> None: ...
+
+    def cache_clear(self) -> None: ...
 
 
 class JobQueue(Protocol):

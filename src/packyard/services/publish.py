@@ -43,9 +43,13 @@ from packyard.domain.errors import ConfigError, InvalidRequest, NotAuthorized, N
 from packyard.domain.versions import version_sort_key
 from packyard.formats import apt_repo, index_common, munki_repo, pacman_repo, rpm_repo
 from packyard.formats.pacman import list_pacman_files
+from packyard.services.assembly import BlockAssembler, Document, Variant
 from packyard.services.audit import record
 from packyard.services.context import Context
 from packyard.storage.db.models import Artifact, DerivedBlob, Job, Publication
+from packyard.storage.db.repositories import ChannelRow
+
+MANIFEST = "manifest.json"
 
 __all__ = [
     "CHANNEL_FORMATS",
@@ -227,7 +231,11 @@ def schedule_initial_publish(ctx: Context) -> Job | None:
 
 @dataclass(frozen=True, kw_only=True)
 class Item:
-    """A plain-data view of an artifact in a channel (no ORM object crosses transactions)."""
+    """A plain-data view of an artifact in a channel (no ORM object crosses transactions).
+
+    ``fields`` and ``relations`` are loaded only for artifacts whose entries are computed
+    (``Item.of``); the channel listing (``Item.row``) leaves them empty.
+    """
 
     id: int
     sha256: str
@@ -238,9 +246,9 @@ class Item:
     arch: str | None
     filename: str
     size: int
-    fields: dict[str, Any]
-    relations: dict[str, list[str]]
     uploaded_at: datetime
+    fields: dict[str, Any] = field(default_factory=dict)
+    relations: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, a: Artifact) -> Item:
@@ -259,6 +267,29 @@ class Item:
             uploaded_at=a.uploaded_at,
         )
 
+    @classmethod
+    def row(cls, r: ChannelRow) -> Item:
+        return cls(
+            id=r.id,
+            sha256=r.sha256,
+            package=r.package,
+            format=r.format,
+            name=r.name,
+            version=r.version,
+            arch=r.arch,
+            filename=r.filename,
+            size=r.size,
+            uploaded_at=r.uploaded_at,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Computed:
+    """A computed index entry and the derived file it made (a signed rpm), if any."""
+
+    content: str
+    derived: DerivedBlob | None = None
+
 
 @dataclass(frozen=True, kw_only=True)
 class PublishResult:
@@ -268,21 +299,26 @@ class PublishResult:
     signed_by: list[str]
     new_entries: int
     seconds: float
+    #: Index blocks whose entries were read and joined again (the rest came from the cache).
+    rebuilt_blocks: int = 0
 
 
 class Builder(Protocol):
     format: str
 
-    def entry_kind(self, ctx: Context) -> str: ...
+    def entry_kind(self, ctx: Context) -> str:
+        """The kind of the cached entries; carries a version, bumped when compute changes."""
+        ...
 
-    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str: ...
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed: ...
 
     def build(
         self,
         ctx: Context,
         *,
         channel: Channel,
-        entries: list[tuple[Item, dict[str, Any]]],
+        items: list[Item],
+        entries: Entries,
         sign: Signing,
     ) -> Assembled: ...
 
@@ -290,8 +326,63 @@ class Builder(Protocol):
 @dataclass(kw_only=True)
 class Assembled:
     files: dict[str, bytes] = field(default_factory=dict)
+    #: sha256 of files whose digest is known already (spares hashing them again).
+    digests: dict[str, str] = field(default_factory=dict)
     # pool path -> {"sha256": blob, "size": n} or {"inline": base64} (small signatures)
     pool: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The pool map as JSON text, when a builder assembled it from cached blocks.
+    pool_json: bytes | None = None
+
+    def add(self, path: str, variant: Variant) -> None:
+        self.files[path] = variant.data
+        self.digests[path] = variant.sha256
+
+
+class Entries:
+    """The entries of one publication: the contents read or computed, decoded on demand, and
+    the block assembler for builders that build documents from cached blocks."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        kind: str,
+        contents: dict[int, str],
+        parts: Callable[[str], dict[str, bytes]] | None,
+        rebuild: bool,
+    ) -> None:
+        self._ctx = ctx
+        self._kind = kind
+        self._contents = contents
+        self._parts = parts
+        store = ctx.publications
+        assert store is not None
+        self.blocks = BlockAssembler(
+            store=store,
+            kind=kind,
+            load=self._load_parts,
+            target=ctx.settings.publish.block_entries,
+            rebuild=rebuild,
+        )
+
+    def content(self, ids: Sequence[int]) -> dict[int, str]:
+        """The stored text of each entry (read in batches from the database when needed)."""
+        missing = [i for i in ids if i not in self._contents]
+        if missing:
+            for (artifact_id, _kind), text in self._ctx.repos.publishing.entries(
+                missing, [self._kind]
+            ).items():
+                self._contents[artifact_id] = text
+        return {i: self._contents[i] for i in ids}
+
+    def decoded(self, items: Sequence[Item]) -> list[tuple[Item, dict[str, Any]]]:
+        """JSON entries with their items, for builders that assemble in Python."""
+        texts = self.content([i.id for i in items])
+        return [(i, json.loads(texts[i.id])) for i in items]
+
+    def _load_parts(self, ids: Sequence[int]) -> dict[int, dict[str, bytes]]:
+        assert self._parts is not None
+        return {i: self._parts(text) for i, text in self.content(ids).items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,11 +414,17 @@ def publish(
     stages: Sequence[str] | None = None,
     formats: Sequence[str] | None = None,
     full: bool = False,
+    recompute: bool = False,
     trigger: str = "manual",
     actor: str = "system:publisher",
     log: Callable[[str], None] | None = None,
 ) -> list[PublishResult]:
-    """Publish the given channels (default: all); returns one result per channel."""
+    """Publish the given channels (default: all); returns one result per channel.
+
+    ``full`` rebuilds every index from the stored entries (no cached block membership);
+    ``recompute`` also computes every entry again from the package files (a repair: entries
+    are normally computed once per artifact) and forgets every cached block.
+    """
     with uow() as ctx:
         targets = channels(ctx, stages=stages, formats=formats)
         signing = _signing(ctx)
@@ -337,12 +434,19 @@ def publish(
         # ``_record`` orders publishers on different hosts.
         with _channel_locks[channel.name]:
             result = _publish_channel(
-                uow, channel=channel, signing=signing, full=full, trigger=trigger, actor=actor
+                uow,
+                channel=channel,
+                signing=signing,
+                full=full or recompute,
+                recompute=recompute,
+                trigger=trigger,
+                actor=actor,
             )
         if log:
             log(
                 f"{channel.name}: snapshot {result.snapshot}, {result.artifact_count} artifacts, "
-                f"{result.new_entries} new index entries, {result.seconds:.2f}s"
+                f"{result.new_entries} new index entries, {result.rebuilt_blocks} index blocks "
+                f"rebuilt, {result.seconds:.2f}s"
             )
         results.append(result)
     return results
@@ -363,7 +467,14 @@ def _signing(ctx: Context) -> Signing:
 
 
 def _publish_channel(
-    uow: UnitOfWork, *, channel: Channel, signing: Signing, full: bool, trigger: str, actor: str
+    uow: UnitOfWork,
+    *,
+    channel: Channel,
+    signing: Signing,
+    full: bool,
+    recompute: bool,
+    trigger: str,
+    actor: str,
 ) -> PublishResult:
     started = datetime.now(UTC)
     builder = BUILDERS[channel.format]
@@ -371,57 +482,58 @@ def _publish_channel(
         kind = builder.entry_kind(ctx) + (
             f":{signing.primary}" if builder.format in ("dnf", "pacman") else ""
         )
-        artifacts = ctx.repos.artifacts.in_stage(
-            channel.stage, formats=CHANNEL_FORMATS[channel.format]
+        rows = ctx.repos.artifacts.channel_rows(
+            channel.stage, formats=CHANNEL_FORMATS[channel.format], kind=kind, content=full
         )
-        items = _keep_latest(ctx, channel, [Item.of(a) for a in artifacts])
-        cached = {} if full else ctx.repos.publishing.entries([i.id for i in items], [kind])
+        items = _keep_latest(ctx, channel, [Item.row(r) for r in rows])
+        kept = {i.id for i in items}
+        contents = {
+            r.id: r.content
+            for r in rows
+            if r.content is not None and r.id in kept and not recompute
+        }
+        missing_ids = [r.id for r in rows if r.id in kept and (recompute or not r.has_entry)]
         settings = ctx.settings
-    missing = [i for i in items if (i.id, kind) not in cached]
-    computed: dict[tuple[int, str], str] = {}
-    if missing:
+    computed: dict[int, Computed] = {}
+    if missing_ids:
         with uow() as ctx:  # read-only: blobs and derived blobs are read, rows come after
-            for item in missing:
-                computed[(item.id, kind)] = _compute(ctx, builder, item, kind=kind, signing=signing)
+            for artifact in sorted(ctx.repos.artifacts.by_ids(missing_ids), key=lambda a: a.id):
+                computed[artifact.id] = _compute(ctx, builder, Item.of(artifact), signing=signing)
         with uow(write=True) as ctx:
-            if full:
-                ctx.repos.publishing.replace_entries(computed)
+            texts = {(i, kind): c.content for i, c in computed.items()}
+            if recompute:
+                ctx.repos.publishing.replace_entries(texts)
             else:
-                ctx.repos.publishing.add_entries(computed)
-            for (artifact_id, _kind), content in computed.items():
-                derived = json.loads(content).get("derived")
-                if derived:
-                    ctx.repos.publishing.add_derived(
-                        DerivedBlob(
-                            artifact_id=artifact_id,
-                            kind=derived["kind"],
-                            sha256=derived["sha256"],
-                            size=derived["size"],
-                            created_at=ctx.now(),
-                        )
-                    )
-    entries = {**cached, **computed}
+                ctx.repos.publishing.add_entries(texts)
+            for c in computed.values():
+                if c.derived is not None:
+                    ctx.repos.publishing.add_derived(c.derived)
+    contents.update({i: c.content for i, c in computed.items()})
     with uow() as ctx:
-        assembled = builder.build(
+        entries = Entries(
             ctx,
-            channel=channel,
-            entries=[(i, json.loads(entries[(i.id, kind)])) for i in items],
-            sign=signing,
+            kind=kind,
+            contents=contents,
+            parts=getattr(builder, "parts", None),
+            rebuild=full,
         )
+        assembled = builder.build(ctx, channel=channel, items=items, entries=entries, sign=signing)
         store = ctx.publications
         assert store is not None
         snapshot = _snapshot_id(started)
-        manifest = {
-            "channel": channel.name,
-            "snapshot": snapshot,
-            "created_at": started.isoformat(),
-            "signed_by": signing.keys,
-            "pool": assembled.pool,
-        }
+        manifest_bytes = _manifest(
+            {
+                "channel": channel.name,
+                "snapshot": snapshot,
+                "created_at": started.isoformat(),
+                "signed_by": signing.keys,
+            },
+            assembled,
+        )
         with store.build(channel.format, channel.stage, snapshot) as writer:
             for path, data in assembled.files.items():
-                writer.write(path, data)
-            manifest_bytes = writer.write_manifest(manifest)
+                writer.write(path, data, sha256=assembled.digests.get(path))
+            writer.write(MANIFEST, manifest_bytes)
     with uow(write=True) as ctx:
         current = ctx.repos.publishing.current(channel.name)
         if current is not None:
@@ -458,8 +570,19 @@ def _publish_channel(
         artifact_count=len(items),
         signed_by=signing.keys,
         new_entries=len(computed),
+        rebuilt_blocks=entries.blocks.rendered_blocks,
         seconds=(datetime.now(UTC) - started).total_seconds(),
     )
+
+
+def _manifest(head: dict[str, Any], assembled: Assembled) -> bytes:
+    """manifest.json: the head fields and the pool map (joined as text when pre-rendered)."""
+    if assembled.pool_json is None:
+        return json.dumps(
+            {**head, "pool": assembled.pool}, sort_keys=True, separators=(",", ":")
+        ).encode()
+    text = json.dumps(head, sort_keys=True, separators=(",", ":")).encode()
+    return text[:-1] + b',"pool":' + assembled.pool_json + b"}"
 
 
 def _snapshot_id(moment: datetime) -> str:
@@ -480,7 +603,7 @@ def _keep_latest(ctx: Context, channel: Channel, items: list[Item]) -> list[Item
     return sorted(kept, key=lambda i: (i.name, i.id))
 
 
-def _compute(ctx: Context, builder: Builder, item: Item, *, kind: str, signing: Signing) -> str:
+def _compute(ctx: Context, builder: Builder, item: Item, *, signing: Signing) -> Computed:
     path = ctx.blobs.local_path(item.sha256)
     if path is not None:
         return builder.compute(ctx, item, path, signing=signing)
@@ -609,12 +732,18 @@ def _with_by_hash(
 
 
 class AptBuilder:
+    """apt: ``dists/<suite>/<component>/binary-<arch>/Packages{,.gz,.xz}`` from cached blocks.
+
+    An entry is ``<pool map fragment>\n<stanza>\n`` (plain text, no JSON to decode: a full
+    publish of 10,000 packages reads and splits 10,000 of them).
+    """
+
     format = "apt"
 
     def entry_kind(self, ctx: Context) -> str:
-        return f"apt:{ctx.settings.publish.apt.component}"
+        return f"apt:{ctx.settings.publish.apt.component}:v2"
 
-    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         control = str(item.fields.get("control") or "")
         arch = item.arch or "all"
         filename = apt_repo.deb_filename(package=item.name, version=item.version, architecture=arch)
@@ -633,31 +762,43 @@ class AptBuilder:
             sha256=d["sha256"],
             sha512=d["sha512"],
         )
-        return json.dumps({"stanza": stanza, "pool": pool, "arch": arch})
+        if not stanza.strip():
+            raise InvalidRequest(f"{item.filename} has an empty control paragraph")
+        stanza = stanza if stanza.endswith("\n") else stanza + "\n"
+        return Computed(content=f"{_pool_fragment(pool, item)}\n{stanza}\n")
+
+    @staticmethod
+    def parts(text: str) -> dict[str, bytes]:
+        fragment, _, stanza = text.partition("\n")
+        return {"Packages": stanza.encode(), "pool": ("," + fragment).encode()}
 
     def build(
         self,
         ctx: Context,
         *,
         channel: Channel,
-        entries: list[tuple[Item, dict[str, Any]]],
+        items: list[Item],
+        entries: Entries,
         sign: Signing,
     ) -> Assembled:
         apt = ctx.settings.publish.apt
         suite = apt.suite_template.replace("{stage}", channel.stage)
         out = Assembled()
-        by_arch = apt_repo.packages_by_architecture(
-            ((e["arch"], e["stanza"]) for _item, e in entries), architectures=apt.architectures
-        )
         index_files: list[apt_repo.IndexFile] = []
         prefix = f"dists/{suite}/"
         for arch in apt.architectures:
             path = f"{apt.component}/binary-{arch}/Packages"
-            variants = index_common.compress_variants(
-                apt_repo.packages_index(by_arch.get(arch, []))
-            )
-            index_files.extend(apt_repo.index_files(path, variants))
-            _with_by_hash(out.files, prefix, path, variants)
+            # arch "all" packages are listed in every architecture's index.
+            members = [i.id for i in items if (i.arch or "all") in (arch, "all")]
+            document = entries.blocks.document("Packages", members)
+            for suffix, variant in document.variants().items():
+                index_files.append(
+                    apt_repo.IndexFile(
+                        path=path + suffix, size=len(variant.data), sha256=variant.sha256
+                    )
+                )
+                out.add(prefix + path + suffix, variant)
+                out.add(prefix + apt_repo.by_hash_path(path + suffix, variant.sha256), variant)
         now = datetime.now(UTC).replace(microsecond=0)
         release = apt_repo.release_file(
             origin=apt.origin,
@@ -670,42 +811,65 @@ class AptBuilder:
             date=now,
             valid_until=now + timedelta(days=apt.valid_days) if apt.valid_days else None,
             files=index_files,
+            sections=("SHA256",),
         ).encode()
         out.files[prefix + "Release"] = release
         out.files[prefix + "InRelease"] = sign.clearsign(release)
         out.files[prefix + "Release.gpg"] = sign.detach(release, armor=True)
-        for item, e in entries:
-            out.pool[e["pool"]] = {"sha256": item.sha256, "size": item.size}
+        out.pool_json = _pool_json(
+            entries.blocks.document("pool", [i.id for i in items], compress=False)
+        )
         return out
 
 
+def _pool_fragment(path: str, item: Item) -> str:
+    """``"<pool path>":{"sha256":...,"size":...}`` - one member of a manifest's pool map."""
+    spec = json.dumps({"sha256": item.sha256, "size": item.size}, separators=(",", ":"))
+    return f"{json.dumps(path)}:{spec}"
+
+
+def _pool_json(document: Document) -> bytes:
+    """The pool map from a document of ``,<fragment>`` parts."""
+    return b"{" + document.raw.data[1:] + b"}"
+
+
 class DnfBuilder:
+    """dnf: ``repodata/`` with primary, filelists and other from cached blocks, gzip'd."""
+
     format = "dnf"
 
     def entry_kind(self, ctx: Context) -> str:
         return "rpm"
 
-    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         from packyard.integrations.createrepo import rpm_chunks
 
         assert ctx.signer is not None
         filename = _rpm_filename(item)
         derived_kind = f"rpm-signed:{signing.primary}"
         derived = ctx.repos.publishing.derived(item.id, derived_kind)
+        location = f"Packages/{filename[0].lower()}/{filename}"
+        signed_path = (
+            ctx.blobs.local_path(derived.sha256)
+            if derived is not None and ctx.blobs.exists(derived.sha256)
+            else None
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            signed = Path(tmp) / filename
-            if derived is not None and ctx.blobs.exists(derived.sha256):
-                with ctx.blobs.open(derived.sha256) as src, signed.open("wb") as dst:
-                    shutil.copyfileobj(src, dst)
-            else:
-                shutil.copyfile(path, signed)
-                # gpgcheck=1 checks the package's own signature: publish a copy signed with
-                # our key (the uploaded artifact keeps its bytes and its identity).
-                ctx.signer.sign_rpm(signed, key=signing.primary)
-                derived = _store_derived(ctx, item=item, kind=derived_kind, path=signed)
-            location = f"Packages/{filename[0].lower()}/{filename}"
-            chunks = rpm_chunks(signed, location_href=location)
-        return json.dumps(
+            if derived is None or signed_path is None:
+                signed = Path(tmp) / filename
+                if derived is not None and ctx.blobs.exists(derived.sha256):
+                    with ctx.blobs.open(derived.sha256) as src, signed.open("wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                else:
+                    shutil.copyfile(path, signed)
+                    # gpgcheck=1 checks the package's own signature: publish a copy signed with
+                    # our key (the uploaded artifact keeps its bytes and its identity).
+                    ctx.signer.sign_rpm(signed, key=signing.primary)
+                    derived = _store_derived(ctx, item=item, kind=derived_kind, path=signed)
+                signed_path = signed
+            chunks = rpm_chunks(signed_path, location_href=location)
+        blob = {"sha256": derived.sha256, "size": derived.size}
+        content = json.dumps(
             {
                 "primary": chunks.primary,
                 "filelists": chunks.filelists,
@@ -713,33 +877,60 @@ class DnfBuilder:
                 "location": location,
                 "blob": derived.sha256,
                 "size": derived.size,
-                "derived": {"kind": derived_kind, "sha256": derived.sha256, "size": derived.size},
+                "derived": {"kind": derived_kind, **blob},
             }
         )
+        return Computed(content=content, derived=derived)
+
+    @staticmethod
+    def parts(text: str) -> dict[str, bytes]:
+        e = json.loads(text)
+        spec = json.dumps({"sha256": e["blob"], "size": e["size"]}, separators=(",", ":"))
+        out = {"pool": f",{json.dumps(e['location'])}:{spec}".encode()}
+        for kind in rpm_repo.DOCUMENTS:
+            chunk = e[kind]
+            out[kind] = (chunk if chunk.endswith("\n") else chunk + "\n").encode()
+        return out
 
     def build(
         self,
         ctx: Context,
         *,
         channel: Channel,
-        entries: list[tuple[Item, dict[str, Any]]],
+        items: list[Item],
+        entries: Entries,
         sign: Signing,
     ) -> Assembled:
         out = Assembled()
-        documents = {
-            kind: rpm_repo.metadata_document(kind, [e[kind] for _i, e in entries])
-            for kind in ("primary", "filelists", "other")
-        }
-        files = rpm_repo.repodata_files(documents)
+        ids = [i.id for i in items]
+        files = []
+        for kind in rpm_repo.DOCUMENTS:
+            document = entries.blocks.document(
+                kind,
+                ids,
+                head=rpm_repo.document_head(kind, len(ids)),
+                tail=rpm_repo.document_tail(kind),
+                xz=False,
+            )
+            assert document.gz is not None
+            files.append(
+                rpm_repo.RepoDataFile.of(
+                    kind,
+                    data=document.gz.data,
+                    checksum=document.gz.sha256,
+                    open_checksum=document.raw.sha256,
+                    open_size=len(document.raw.data),
+                )
+            )
         now = int(datetime.now(UTC).timestamp())
         repomd = rpm_repo.repomd_xml(files, revision=now, timestamp=now)
         for f in files:
             out.files[f.href] = f.data
+            out.digests[f.href] = f.checksum
         out.files["repodata/repomd.xml"] = repomd
         out.files["repodata/repomd.xml.asc"] = sign.detach(repomd, armor=True)
         out.files["repodata/repomd.xml.key"] = bytes(sign.signer.public_key(sign.keys))
-        for _item, e in entries:
-            out.pool[e["location"]] = {"sha256": e["blob"], "size": e["size"]}
+        out.pool_json = _pool_json(entries.blocks.document("pool", ids, compress=False))
         return out
 
 
@@ -770,7 +961,7 @@ class PacmanBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "pacman"
 
-    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         assert ctx.signer is not None
         d = _digests(path)
         data = path.read_bytes() if item.size < 512 * 1024 * 1024 else None
@@ -790,15 +981,17 @@ class PacmanBuilder:
             sha256=d["sha256"],
             pgpsig_b64=base64.b64encode(sig).decode(),
         )
-        return json.dumps(
-            {
-                "dirname": pacman_repo.entry_dirname(name=item.name, version=item.version),
-                "desc": desc,
-                "files": pacman_repo.files_entry(files),
-                "filename": filename,
-                "arch": arch,
-                "sig": base64.b64encode(sig).decode(),
-            }
+        return Computed(
+            content=json.dumps(
+                {
+                    "dirname": pacman_repo.entry_dirname(name=item.name, version=item.version),
+                    "desc": desc,
+                    "files": pacman_repo.files_entry(files),
+                    "filename": filename,
+                    "arch": arch,
+                    "sig": base64.b64encode(sig).decode(),
+                }
+            )
         )
 
     def build(
@@ -806,14 +999,16 @@ class PacmanBuilder:
         ctx: Context,
         *,
         channel: Channel,
-        entries: list[tuple[Item, dict[str, Any]]],
+        items: list[Item],
+        entries: Entries,
         sign: Signing,
     ) -> Assembled:
+        decoded = entries.decoded(items)
         pac = ctx.settings.publish.pacman
         repo = pac.repo_template.replace("{stage}", channel.stage)
         out = Assembled()
         by_arch = pacman_repo.entries_by_architecture(
-            ((e["arch"], (item, e)) for item, e in entries), architectures=pac.architectures
+            ((e["arch"], (item, e)) for item, e in decoded), architectures=pac.architectures
         )
         for arch in pac.architectures:
             # A pacman database holds one version per name: the newest (pacman's vercmp).
@@ -852,9 +1047,9 @@ class PacketBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "packet"
 
-    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         filename = f"{item.name}-{item.version}.packet"
-        return json.dumps(
+        return _json_entry(
             {
                 "item": index_common.packet_item(
                     name=item.name,
@@ -874,10 +1069,11 @@ class PacketBuilder:
         ctx: Context,
         *,
         channel: Channel,
-        entries: list[tuple[Item, dict[str, Any]]],
+        items: list[Item],
+        entries: Entries,
         sign: Signing,
     ) -> Assembled:
-        return _json_channel(channel, entries, sign)
+        return _json_channel(channel, entries.decoded(items), sign)
 
 
 class FilesBuilder:
@@ -886,8 +1082,8 @@ class FilesBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "files"
 
-    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
-        return json.dumps(
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
+        return _json_entry(
             {
                 "item": index_common.file_item(
                     name=item.name,
@@ -906,10 +1102,15 @@ class FilesBuilder:
         ctx: Context,
         *,
         channel: Channel,
-        entries: list[tuple[Item, dict[str, Any]]],
+        items: list[Item],
+        entries: Entries,
         sign: Signing,
     ) -> Assembled:
-        return _json_channel(channel, entries, sign)
+        return _json_channel(channel, entries.decoded(items), sign)
+
+
+def _json_entry(entry: dict[str, Any]) -> Computed:
+    return Computed(content=json.dumps(entry))
 
 
 def _json_channel(
@@ -932,9 +1133,9 @@ class MunkiBuilder:
     def entry_kind(self, ctx: Context) -> str:
         return "munki"
 
-    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> str:
+    def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         location = f"apps/{item.name}/{item.name}-{item.version}.pkg"
-        return json.dumps(
+        return _json_entry(
             {
                 "location": location,
                 "pkginfo": munki_repo.pkginfo(
@@ -962,13 +1163,14 @@ class MunkiBuilder:
         ctx: Context,
         *,
         channel: Channel,
-        entries: list[tuple[Item, dict[str, Any]]],
+        items: list[Item],
+        entries: Entries,
         sign: Signing,
     ) -> Assembled:
         names = munki_catalog_names(ctx, channel.stage)
         out = Assembled()
         infos = []
-        for item, e in entries:
+        for item, e in entries.decoded(items):
             info = dict(e["pkginfo"])
             info["catalogs"] = names
             infos.append(info)

@@ -7,11 +7,19 @@ replaced with ``rename(2)`` of a new symlink, so a client (or the HTTP server) s
 the new snapshot, never a mix. Package files are not copied here: manifests map pool paths to
 blobs, which are served from the blob store.
 
+Index files are stored once per content: a snapshot's file is a hard link to
+``<root>/.objects/<sha256>``, so a republication that produces the same ``Packages`` (and every
+``by-hash`` copy) writes and fsyncs nothing new, and kept snapshots share their bytes. An object
+whose only link is ``.objects`` itself belongs to no snapshot and is removed when snapshots are
+deleted. ``<root>/.cache/`` holds compressed index blocks (formats/blockpack.py): derived data,
+self-checking, safe to delete at any time.
+
 Not handled: remote stores (S3 pushes copy finished snapshots elsewhere).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,19 +31,28 @@ from typing import Any
 __all__ = ["LocalPublicationStore", "SnapshotWriter"]
 
 MANIFEST = "manifest.json"
+_OBJECTS = ".objects"
+_CACHE = ".cache"
+_CACHE_HEADER = 32  # sha256 of the payload
 
 
 class SnapshotWriter:
     """Writes the files of one snapshot being built."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, objects: Path | None = None) -> None:
         self.root = root
+        self.objects = objects
         self.written: dict[str, int] = {}
 
-    def write(self, relpath: str, data: bytes) -> None:
+    def write(self, relpath: str, data: bytes, *, sha256: str | None = None) -> None:
+        """Write one file; with an object store, link the stored copy of the same bytes."""
         target = self.root / _safe_relpath(relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        if self.objects is None:
+            target.write_bytes(data)
+        else:
+            digest = sha256 or hashlib.sha256(data).hexdigest()
+            _link_object(self.objects, digest, data, target)
         self.written[relpath] = len(data)
 
     def write_manifest(self, manifest: dict[str, Any]) -> bytes:
@@ -62,7 +79,7 @@ class LocalPublicationStore:
         partial = final.with_name(final.name + ".partial")
         partial.mkdir(parents=True, exist_ok=False)
         try:
-            yield SnapshotWriter(partial)
+            yield SnapshotWriter(partial, self.root / _OBJECTS)
             _fsync_tree(partial)
             os.rename(partial, final)
         except BaseException:
@@ -131,6 +148,47 @@ class LocalPublicationStore:
         if snapshot == self.current(fmt, stage):
             raise ValueError("the live snapshot cannot be deleted")
         shutil.rmtree(self.snapshot_dir(fmt, stage, snapshot), ignore_errors=True)
+        self._drop_unlinked_objects()
+
+    def _drop_unlinked_objects(self) -> None:
+        objects = self.root / _OBJECTS
+        if not objects.is_dir():
+            return
+        for entry in os.scandir(objects):
+            try:
+                if (
+                    not entry.name.startswith(".")  # an object being written
+                    and entry.is_file(follow_symlinks=False)
+                    and entry.stat().st_nlink == 1
+                ):
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+
+    # ------------------------------------------------------------------ block cache
+
+    def cache_get(self, key: str) -> bytes | None:
+        """A cached block written by ``cache_put``, or None (missing or damaged)."""
+        try:
+            data = (self.root / _CACHE / _safe_name(key[:2]) / _safe_name(key)).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        payload = data[_CACHE_HEADER:]
+        if len(data) < _CACHE_HEADER or hashlib.sha256(payload).digest() != data[:_CACHE_HEADER]:
+            return None
+        return payload
+
+    def cache_put(self, key: str, data: bytes) -> None:
+        """Store a derived block; it is checked on read, so it needs no fsync."""
+        folder = self.root / _CACHE / _safe_name(key[:2])
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{_safe_name(key)}.{os.getpid()}.{os.urandom(4).hex()}"
+        tmp.write_bytes(hashlib.sha256(data).digest() + data)
+        os.replace(tmp, folder / key)
+
+    def cache_clear(self) -> None:
+        """Forget every cached block (a recompute of every entry)."""
+        shutil.rmtree(self.root / _CACHE, ignore_errors=True)
 
     def clean_partial(self) -> int:
         """Remove snapshots left half-written by a crash."""
@@ -152,6 +210,28 @@ def _safe_relpath(relpath: str) -> Path:
     if not parts or relpath.startswith("/") or any(p in {"..", "."} or "\x00" in p for p in parts):
         raise ValueError(f"invalid relative path: {relpath!r}")
     return Path(*parts)
+
+
+def _link_object(objects: Path, digest: str, data: bytes, target: Path) -> None:
+    """Hard-link ``target`` to the object holding ``data``, writing the object if new.
+
+    Retried: a concurrent ``delete`` may remove an object that had no snapshot link yet.
+    """
+    obj = objects / _safe_name(digest)
+    for _attempt in range(3):
+        try:
+            os.link(obj, target)
+            return
+        except FileNotFoundError:
+            pass
+        objects.mkdir(parents=True, exist_ok=True)
+        tmp = objects / f".{digest}.{os.getpid()}.{os.urandom(4).hex()}"
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, obj)
+    target.write_bytes(data)
 
 
 def _fsync_dir(path: Path) -> None:

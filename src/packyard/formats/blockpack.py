@@ -1,0 +1,191 @@
+"""Compressed index files assembled from independently compressed blocks.
+
+A channel's index (apt ``Packages``, rpm ``primary.xml``, a pacman database tar) is the
+concatenation of per-artifact entries. Compressing the whole file again for every publication
+costs O(channel) (xz alone ≈ 70 ms per MB), so indexes are cut into blocks of entries, each
+block is compressed once and cached (by the sha256 of its uncompressed bytes), and a
+publication only joins compressed blocks. The results are ordinary single-stream files that
+every reader accepts:
+
+- **gzip**: each block is a raw deflate stream ended with a full flush (no final bit), joined
+  behind one gzip header and closed with an empty final block and the CRC-32 and size of the
+  whole text — what ``pigz`` writes. One gzip member, not several concatenated members.
+- **xz**: each block is one xz *block*; the blocks are joined into one xz stream with an index
+  listing them — what ``xz -T`` writes. apt reads only the first stream of a multi-stream
+  ``.xz`` file, so concatenating whole ``.xz`` files would silently truncate the index.
+
+Block boundaries are content-defined (``boundaries``): a block ends after an entry whose key
+hashes to 0 modulo the target size, so adding or removing one entry changes only the block
+it lands in, and the blocks around it keep their bytes (and their cache hits).
+
+Not handled here: caching the blocks (storage/blockcache.py), deciding what an entry is
+(services/publish.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import struct
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "CODEC_VERSION",
+    "CompressedBlock",
+    "boundaries",
+    "compress_block",
+    "digest_key",
+    "gzip_join",
+    "xz_join",
+]
+
+#: Part of every cache key: change it when the compression settings below change.
+CODEC_VERSION = "gz9-xz6-v1"
+
+_GZIP_LEVEL = 9
+_XZ_PRESET = 6
+_XZ_HEADER = 12
+_XZ_FOOTER = 12
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+# Stream flags: no flags byte, check type CRC64 (0x04) - what lzma.compress writes by default.
+_XZ_CHECK = lzma.CHECK_CRC64
+_EMPTY_FINAL_DEFLATE = b"\x03\x00"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressedBlock:
+    """One block of an index: its deflate and xz encodings and the sizes xz's index needs."""
+
+    size: int
+    deflate: bytes
+    xz: bytes
+    xz_unpadded: int
+
+    @property
+    def has_xz(self) -> bool:
+        return bool(self.xz) or not self.size
+
+    def pack(self) -> bytes:
+        head = struct.pack(">QQQQ", self.size, len(self.deflate), len(self.xz), self.xz_unpadded)
+        return head + self.deflate + self.xz
+
+    @classmethod
+    def unpack(cls, data: bytes) -> CompressedBlock:
+        size, n_deflate, n_xz, unpadded = struct.unpack_from(">QQQQ", data)
+        body = data[32:]
+        if len(body) != n_deflate + n_xz:
+            raise ValueError("truncated compressed block")
+        return cls(size=size, deflate=body[:n_deflate], xz=body[n_deflate:], xz_unpadded=unpadded)
+
+
+def compress_block(data: bytes, *, xz: bool = True) -> CompressedBlock:
+    """Compress one block of an index for ``gzip_join`` (and ``xz_join`` unless ``xz`` is
+    false: xz costs ten times what deflate does). zlib and liblzma release the GIL, so blocks
+    can be compressed on several threads."""
+    deflater = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -15)
+    deflate = deflater.compress(data) + deflater.flush(zlib.Z_FULL_FLUSH)
+    if not xz:
+        return CompressedBlock(size=len(data), deflate=deflate, xz=b"", xz_unpadded=0)
+    stream = lzma.compress(data, format=lzma.FORMAT_XZ, check=_XZ_CHECK, preset=_XZ_PRESET)
+    block, unpadded = _single_xz_block(stream, size=len(data))
+    return CompressedBlock(size=len(data), deflate=deflate, xz=block, xz_unpadded=unpadded)
+
+
+def gzip_join(blocks: Sequence[CompressedBlock], *, crc32: int, size: int) -> bytes:
+    """One gzip member holding the blocks' text in order.
+
+    ``crc32`` and ``size`` describe the whole uncompressed text (``zlib.crc32`` of it): gzip's
+    trailer needs them and they cannot be combined from the blocks in Python cheaply.
+    """
+    # ID1 ID2 CM=8 FLG=0 MTIME=0 XFL=2 (max compression) OS=255 (unknown): reproducible.
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    trailer = struct.pack("<II", crc32 & 0xFFFFFFFF, size & 0xFFFFFFFF)
+    return b"".join([header, *(b.deflate for b in blocks), _EMPTY_FINAL_DEFLATE, trailer])
+
+
+def xz_join(blocks: Sequence[CompressedBlock]) -> bytes:
+    """One xz stream whose blocks are ``blocks`` in order, with the index and footer."""
+    flags = b"\x00" + bytes([_XZ_CHECK])
+    header = _XZ_MAGIC + flags + struct.pack("<I", zlib.crc32(flags))
+    records = b"".join(_vli(b.xz_unpadded) + _vli(b.size) for b in blocks if b.size)
+    index = b"\x00" + _vli(sum(1 for b in blocks if b.size)) + records
+    index += b"\x00" * (-len(index) % 4)
+    index += struct.pack("<I", zlib.crc32(index))
+    backward = struct.pack("<I", len(index) // 4 - 1)
+    footer = struct.pack("<I", zlib.crc32(backward + flags)) + backward + flags + b"YZ"
+    return b"".join([header, *(b.xz for b in blocks if b.size), index, footer])
+
+
+def boundaries(keys: Sequence[int], *, target: int) -> list[tuple[int, int]]:
+    """Cut a sequence of entry keys into blocks of about ``target`` entries.
+
+    Returns ``(start, end)`` slices. A block ends after an entry whose key hashes to 0 modulo
+    ``target`` (or at the end), so the cut points depend on the entries, not on positions.
+    """
+    if target <= 1:
+        return [(i, i + 1) for i in range(len(keys))]
+    out: list[tuple[int, int]] = []
+    start = 0
+    for i, key in enumerate(keys):
+        if _mix(key) % target == 0:
+            out.append((start, i + 1))
+            start = i + 1
+    if start < len(keys):
+        out.append((start, len(keys)))
+    return out
+
+
+def digest_key(parts: Iterable[bytes]) -> str:
+    """A cache key for the text of a block (its sha256), namespaced by the codec settings."""
+    h = hashlib.sha256(CODEC_VERSION.encode())
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
+
+
+def _mix(key: int) -> int:
+    # A 64-bit integer hash (splitmix64's finaliser): consecutive ids spread evenly.
+    z = (key + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
+def _vli(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_vli(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _single_xz_block(stream: bytes, *, size: int) -> tuple[bytes, int]:
+    """The one block of a single-block xz stream and its unpadded size (from the index)."""
+    if not size:
+        return b"", 0
+    backward = struct.unpack_from("<I", stream, len(stream) - 8)[0]
+    index_size = (backward + 1) * 4
+    index_start = len(stream) - _XZ_FOOTER - index_size
+    pos = index_start + 1  # index indicator
+    count, pos = _read_vli(stream, pos)
+    if count != 1:
+        raise ValueError(f"expected one xz block, liblzma wrote {count}")
+    unpadded, pos = _read_vli(stream, pos)
+    uncompressed, _pos = _read_vli(stream, pos)
+    if uncompressed != size:
+        raise ValueError("xz block size does not match its input")
+    return stream[_XZ_HEADER:index_start], unpadded

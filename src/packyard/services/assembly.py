@@ -1,0 +1,220 @@
+"""Index documents of a channel built from cached, compressed blocks of entries.
+
+A document (apt ``Packages``, rpm ``primary.xml``, a manifest's pool map) is a head, the
+per-artifact parts of its entries in channel order, and a tail. ``BlockAssembler`` cuts the
+entries into content-defined blocks (formats/blockpack.py) and keeps two kinds of records in
+the publication store's block cache:
+
+- **membership** ``m<sha256(kind, document, artifact ids)>`` -> the content key of the block:
+  an incremental publish finds an unchanged block from the ids alone, without reading or
+  rendering its entries;
+- **content** ``c<sha256(codec, document, text)>`` -> the block's text and its deflate and xz
+  encodings: the same text is never compressed twice.
+
+Entries are immutable for a given entry kind (artifacts never change, and entry kinds carry a
+version, bumped when the code that computes them changes), so a membership record stays true.
+``rebuild=True`` (a full publish) ignores membership records: every entry is read from the
+database and rendered again, and only the compression of identical text is reused. A
+recompute of the entries themselves clears the cache first (``PublicationStore.cache_clear``).
+
+The work of a publish is therefore: one query for the channel's members, the ids hashed into
+block keys, the changed blocks rendered and compressed, and the whole document joined and
+hashed (that last part is O(channel) but runs at memory speed).
+
+Not handled here: what an entry's parts are (the builders in services/publish.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from packyard.formats.blockpack import (
+    CODEC_VERSION,
+    CompressedBlock,
+    boundaries,
+    compress_block,
+    gzip_join,
+    xz_join,
+)
+from packyard.services.ports import PublicationStore
+
+__all__ = ["BlockAssembler", "Document", "Variant"]
+
+#: Rendered parts of entries: artifact id -> {document name: bytes}.
+Loader = Callable[[Sequence[int]], dict[int, dict[str, bytes]]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """One published file of a document (plain, .gz or .xz) with its sha256."""
+
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def of(cls, data: bytes) -> Variant:
+        return cls(data=data, sha256=hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Document:
+    raw: Variant
+    gz: Variant | None = None
+    xz: Variant | None = None
+    blocks: int = 0
+    rebuilt_blocks: int = 0
+
+    def variants(self) -> dict[str, Variant]:
+        """By file suffix: ``""``, ``.gz``, ``.xz`` (those that were made)."""
+        out = {"": self.raw}
+        if self.gz is not None:
+            out[".gz"] = self.gz
+        if self.xz is not None:
+            out[".xz"] = self.xz
+        return out
+
+
+@dataclass
+class _Block:
+    ids: list[int]
+    membership: str
+    content: str | None = None
+    text: bytes | None = None
+    packed: CompressedBlock | None = None
+    #: The content record exists already (only the membership pointer may be new).
+    known: bool = False
+
+
+@dataclass(kw_only=True)
+class BlockAssembler:
+    """Builds the documents of one publication; see the module docstring."""
+
+    store: PublicationStore
+    kind: str
+    load: Loader
+    target: int = 64
+    rebuild: bool = False
+    _parts: dict[int, dict[str, bytes]] = field(default_factory=dict)
+    #: Blocks whose entries had to be rendered, over every document (for the log).
+    rendered_blocks: int = 0
+
+    def document(
+        self,
+        name: str,
+        ids: Sequence[int],
+        *,
+        head: bytes = b"",
+        tail: bytes = b"",
+        compress: bool = True,
+        xz: bool = True,
+    ) -> Document:
+        """The document ``name`` of the entries ``ids`` (in this order) between head and tail,
+        plain, gzip'd and (with ``xz``) xz'd; ``compress=False`` makes the plain text only."""
+        blocks = [
+            _Block(ids=list(ids[start:end]), membership=self._membership_key(name, ids[start:end]))
+            for start, end in boundaries(ids, target=self.target)
+        ]
+        if not self.rebuild:
+            for block in blocks:
+                self._restore(block, compress=compress, xz=xz)
+        todo = [b for b in blocks if b.text is None]
+        self._render(name, todo)
+        missing = [
+            b for b in blocks if compress and (b.packed is None or (xz and not b.packed.has_xz))
+        ]
+        self._compress(missing, xz=xz)
+        for block in missing:
+            block.known = False
+        for block in {id(b): b for b in [*todo, *missing]}.values():
+            self._remember(block)
+        self.rendered_blocks += len(todo)
+        texts = [head, *(b.text or b"" for b in blocks), tail]
+        raw = b"".join(texts)
+        if not compress:
+            return Document(raw=Variant.of(raw), blocks=len(blocks), rebuilt_blocks=len(todo))
+        ends = [
+            compress_block(head, xz=xz),
+            *(b.packed for b in blocks if b.packed),
+            compress_block(tail, xz=xz),
+        ]
+        return Document(
+            raw=Variant.of(raw),
+            gz=Variant.of(gzip_join(ends, crc32=zlib.crc32(raw), size=len(raw))),
+            xz=Variant.of(xz_join(ends)) if xz else None,
+            blocks=len(blocks),
+            rebuilt_blocks=len(todo),
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _membership_key(self, name: str, ids: Sequence[int]) -> str:
+        h = hashlib.sha256(f"{self.kind}\0{name}\0{CODEC_VERSION}\0".encode())
+        h.update(",".join(map(str, ids)).encode())
+        return "m" + h.hexdigest()
+
+    def _content_key(self, name: str, text: bytes) -> str:
+        h = hashlib.sha256(f"{name}\0{CODEC_VERSION}\0".encode())
+        h.update(text)
+        return "c" + h.hexdigest()
+
+    def _restore(self, block: _Block, *, compress: bool, xz: bool) -> None:
+        pointer = self.store.cache_get(block.membership)
+        if pointer is None:
+            return
+        record = self.store.cache_get(pointer.decode("ascii", "replace"))
+        if record is None:
+            return
+        text, packed = _unpack_record(record)
+        if compress and (packed is None or (xz and not packed.has_xz)):
+            return
+        block.content, block.text, block.packed = pointer.decode(), text, packed
+
+    def _render(self, name: str, blocks: list[_Block]) -> None:
+        if not blocks:
+            return
+        need = [i for b in blocks for i in b.ids if i not in self._parts]
+        if need:
+            self._parts.update(self.load(need))
+        for block in blocks:
+            block.text = b"".join(self._parts[i][name] for i in block.ids)
+            block.content = self._content_key(name, block.text)
+            record = self.store.cache_get(block.content)
+            if record is not None:
+                _text, block.packed = _unpack_record(record)
+                block.known = True
+
+    def _compress(self, blocks: list[_Block], *, xz: bool) -> None:
+        if len(blocks) > 1 and (os.cpu_count() or 1) > 1:
+            # zlib and liblzma release the GIL: blocks compress on every core.
+            with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+                packed = list(pool.map(lambda b: compress_block(b.text or b"", xz=xz), blocks))
+        else:
+            packed = [compress_block(b.text or b"", xz=xz) for b in blocks]
+        for block, result in zip(blocks, packed, strict=True):
+            block.packed = result
+
+    def _remember(self, block: _Block) -> None:
+        assert block.text is not None and block.content is not None
+        if not block.known:
+            self.store.cache_put(block.content, _pack_record(block.text, block.packed))
+        pointer = block.content.encode("ascii")
+        if self.store.cache_get(block.membership) != pointer:
+            self.store.cache_put(block.membership, pointer)
+
+
+def _pack_record(text: bytes, packed: CompressedBlock | None) -> bytes:
+    tail = packed.pack() if packed is not None else b""
+    return struct.pack(">Q", len(text)) + text + tail
+
+
+def _unpack_record(record: bytes) -> tuple[bytes, CompressedBlock | None]:
+    (length,) = struct.unpack_from(">Q", record)
+    text = record[8 : 8 + length]
+    rest = record[8 + length :]
+    return text, (CompressedBlock.unpack(rest) if rest else None)
