@@ -189,3 +189,37 @@ def test_keep_latest_publishes_only_the_newest_version(
     client = apt_client(root=tmp_path / "apt", url=server.url, key=public_key(server))
     assert client.update().ok
     assert client.versions("keep-one") == ["2.0-1"]
+
+
+def test_publish_full_and_recompute_rebuild_the_same_channel(
+    keep_one_server: Server, tmp_path: Path
+) -> None:
+    server = keep_one_server
+    ids = [
+        upload(server, build_deb(tmp_path / "pkgs", name=f"rebuild-{n}", version="1.0-1"))
+        for n in ("a", "b")
+    ]
+    advance(server, ids, to="stage", stages=("ci", "dev", "stage"))
+    wait_for_publishing(server)
+    url = f"{server.url}/repos/apt/dists/stage/main/binary-amd64/Packages.xz"
+    before = httpx.get(url, timeout=30)
+    assert before.status_code == 200
+
+    lines = {}
+    for flag in ("--full", "--recompute"):
+        done = server.cli("publish", "--stage", "stage", "--format", "apt", flag, env=WIDE)
+        assert done.returncode == 0, done.stdout + done.stderr
+        [line] = [x for x in done.stdout.splitlines() if "apt/stage: snapshot" in x]
+        lines[flag] = line
+    count = int(re.search(r"(\d+) artifacts", lines["--full"]).group(1))  # type: ignore[union-attr]
+    assert count >= 2
+    # --full rebuilds from stored entries; --recompute re-reads every package file.
+    assert "0 new index entries" in lines["--full"], lines
+    assert f"{count} new index entries" in lines["--recompute"], lines
+    after = httpx.get(url, timeout=30)
+    assert after.content == before.content  # the same index, byte for byte
+    client = apt_client(
+        root=tmp_path / "apt-stage", url=server.url, key=public_key(server), suite="stage"
+    )
+    assert client.update().ok
+    assert client.versions("rebuild-a") == ["1.0-1"]

@@ -56,6 +56,7 @@ def _dispatch(runtime: Runtime, kind: str, args: dict[str, Any], log_line: Any) 
             stages=args.get("stages"),
             formats=args.get("formats"),
             full=bool(args.get("full")),
+            recompute=bool(args.get("recompute")),
             trigger=str(args.get("trigger") or "job"),
             log=log_line,
         )

@@ -26,6 +26,7 @@ Not handled here: what an entry's parts are (the builders in services/publish.py
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
@@ -132,16 +133,16 @@ class BlockAssembler:
         for block in missing:
             block.known = False
         for block in {id(b): b for b in [*todo, *missing]}.values():
-            self._remember(block)
+            self._remember(block, pointer=not self.rebuild)
         self.rendered_blocks += len(todo)
         texts = [head, *(b.text or b"" for b in blocks), tail]
         raw = b"".join(texts)
         if not compress:
             return Document(raw=Variant.of(raw), blocks=len(blocks), rebuilt_blocks=len(todo))
         ends = [
-            compress_block(head, xz=xz),
+            _small_block(head, xz=xz),
             *(b.packed for b in blocks if b.packed),
-            compress_block(tail, xz=xz),
+            _small_block(tail, xz=xz),
         ]
         return Document(
             raw=Variant.of(raw),
@@ -199,13 +200,26 @@ class BlockAssembler:
         for block, result in zip(blocks, packed, strict=True):
             block.packed = result
 
-    def _remember(self, block: _Block) -> None:
+    def _remember(self, block: _Block, *, pointer: bool) -> None:
+        """Store the block's content record (if new) and, with ``pointer``, its membership.
+
+        A rebuild leaves membership records alone: entries are immutable, so an existing
+        pointer is still right, and a missing one is made by the next incremental publish.
+        """
         assert block.text is not None and block.content is not None
         if not block.known:
             self.store.cache_put(block.content, _pack_record(block.text, block.packed))
-        pointer = block.content.encode("ascii")
-        if self.store.cache_get(block.membership) != pointer:
-            self.store.cache_put(block.membership, pointer)
+        if not pointer:
+            return
+        # Only blocks without a usable pointer get here: write it.
+        self.store.cache_put(block.membership, block.content.encode("ascii"))
+
+
+@functools.lru_cache(maxsize=256)
+def _small_block(text: bytes, *, xz: bool) -> CompressedBlock:
+    """Heads and tails of documents: a few distinct short texts, compressed once per process
+    (an xz encoder costs milliseconds to set up, whatever the input)."""
+    return compress_block(text, xz=xz)
 
 
 def _pack_record(text: bytes, packed: CompressedBlock | None) -> bytes:

@@ -12,7 +12,9 @@ Index files are stored once per content: a snapshot's file is a hard link to
 ``by-hash`` copy) writes and fsyncs nothing new, and kept snapshots share their bytes. An object
 whose only link is ``.objects`` itself belongs to no snapshot and is removed when snapshots are
 deleted. ``<root>/.cache/`` holds compressed index blocks (formats/blockpack.py): derived data,
-self-checking, safe to delete at any time.
+each record checked by a CRC-32 on read (a torn write or bit rot is a miss, never published),
+safe to delete at any time. The cache is as trusted as the rest of the data dir (whoever can
+write it can also replace the signing key), so the check is against damage, not forgery.
 
 Not handled: remote stores (S3 pushes copy finished snapshots elsewhere).
 """
@@ -23,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -33,7 +36,7 @@ __all__ = ["LocalPublicationStore", "SnapshotWriter"]
 MANIFEST = "manifest.json"
 _OBJECTS = ".objects"
 _CACHE = ".cache"
-_CACHE_HEADER = 32  # sha256 of the payload
+_CACHE_HEADER = 4  # CRC-32 of the payload: catches torn writes and bit rot, at memory speed
 
 
 class SnapshotWriter:
@@ -43,6 +46,8 @@ class SnapshotWriter:
         self.root = root
         self.objects = objects
         self.written: dict[str, int] = {}
+        #: Files written here (not links to objects, which were fsynced when made).
+        self.fresh: list[Path] = []
 
     def write(self, relpath: str, data: bytes, *, sha256: str | None = None) -> None:
         """Write one file; with an object store, link the stored copy of the same bytes."""
@@ -50,9 +55,11 @@ class SnapshotWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         if self.objects is None:
             target.write_bytes(data)
+            self.fresh.append(target)
         else:
             digest = sha256 or hashlib.sha256(data).hexdigest()
-            _link_object(self.objects, digest, data, target)
+            if not _link_object(self.objects, digest, data, target):
+                self.fresh.append(target)
         self.written[relpath] = len(data)
 
     def write_manifest(self, manifest: dict[str, Any]) -> bytes:
@@ -65,6 +72,7 @@ class LocalPublicationStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._cache_root = str(root / _CACHE)
 
     def _channel_dir(self, fmt: str, stage: str) -> Path:
         return self.root / _safe_name(fmt) / _safe_name(stage)
@@ -79,8 +87,9 @@ class LocalPublicationStore:
         partial = final.with_name(final.name + ".partial")
         partial.mkdir(parents=True, exist_ok=False)
         try:
-            yield SnapshotWriter(partial, self.root / _OBJECTS)
-            _fsync_tree(partial)
+            writer = SnapshotWriter(partial, self.root / _OBJECTS)
+            yield writer
+            _fsync_tree(partial, files=writer.fresh)
             os.rename(partial, final)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
@@ -169,12 +178,15 @@ class LocalPublicationStore:
 
     def cache_get(self, key: str) -> bytes | None:
         """A cached block written by ``cache_put``, or None (missing or damaged)."""
+        # Plain os.path: hundreds of these run per publication.
+        path = os.path.join(self._cache_root, _safe_name(key[:2]), _safe_name(key))
         try:
-            data = (self.root / _CACHE / _safe_name(key[:2]) / _safe_name(key)).read_bytes()
+            with open(path, "rb") as handle:
+                data = handle.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
         payload = data[_CACHE_HEADER:]
-        if len(data) < _CACHE_HEADER or hashlib.sha256(payload).digest() != data[:_CACHE_HEADER]:
+        if len(data) < _CACHE_HEADER or _crc(payload) != data[:_CACHE_HEADER]:
             return None
         return payload
 
@@ -183,7 +195,7 @@ class LocalPublicationStore:
         folder = self.root / _CACHE / _safe_name(key[:2])
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{_safe_name(key)}.{os.getpid()}.{os.urandom(4).hex()}"
-        tmp.write_bytes(hashlib.sha256(data).digest() + data)
+        tmp.write_bytes(_crc(data) + data)
         os.replace(tmp, folder / key)
 
     def cache_clear(self) -> None:
@@ -212,16 +224,21 @@ def _safe_relpath(relpath: str) -> Path:
     return Path(*parts)
 
 
-def _link_object(objects: Path, digest: str, data: bytes, target: Path) -> None:
+def _crc(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+def _link_object(objects: Path, digest: str, data: bytes, target: Path) -> bool:
     """Hard-link ``target`` to the object holding ``data``, writing the object if new.
 
-    Retried: a concurrent ``delete`` may remove an object that had no snapshot link yet.
+    Retried: a concurrent ``delete`` may remove an object that had no snapshot link yet; in
+    the end the file is written in place. Returns whether ``target`` is a link to the object.
     """
     obj = objects / _safe_name(digest)
     for _attempt in range(3):
         try:
             os.link(obj, target)
-            return
+            return True
         except FileNotFoundError:
             pass
         objects.mkdir(parents=True, exist_ok=True)
@@ -232,6 +249,7 @@ def _link_object(objects: Path, digest: str, data: bytes, target: Path) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, obj)
     target.write_bytes(data)
+    return False
 
 
 def _fsync_dir(path: Path) -> None:
@@ -242,12 +260,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+def _fsync_tree(root: Path, *, files: list[Path]) -> None:
+    """Make a written snapshot durable: its fresh files, then every directory (new names)."""
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for dirpath, _dirs, _files in os.walk(root):
         _fsync_dir(Path(dirpath))

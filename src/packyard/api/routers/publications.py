@@ -46,7 +46,14 @@ class PublishIn(BaseModel):
     formats: list[str] | None = Field(
         default=None, description="apt, dnf, pacman, packet, munki, files"
     )
-    full: bool = Field(default=False, description="Recompute every index entry")
+    full: bool = Field(
+        default=False,
+        description="Rebuild every index from the stored entries, ignoring cached index blocks",
+    )
+    recompute: bool = Field(
+        default=False,
+        description="Also compute every index entry again from the package files (a repair)",
+    )
 
 
 class RollbackIn(BaseModel):
@@ -195,7 +202,12 @@ def publish(
 ) -> JobOut:
     with runtime.context(write=True) as ctx:
         job = publish_service.request_publish(
-            ctx, principal=principal, stages=body.stages, formats=body.formats, full=body.full
+            ctx,
+            principal=principal,
+            stages=body.stages,
+            formats=body.formats,
+            full=body.full,
+            recompute=body.recompute,
         )
         out = _job(job)
     response.headers["Location"] = out.url

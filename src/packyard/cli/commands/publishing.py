@@ -42,7 +42,14 @@ def register(app: typer.Typer) -> None:
         format: list[str] = typer.Option(
             None, "--format", "-f", help="apt, dnf, pacman, packet, munki, files"
         ),
-        full: bool = typer.Option(False, "--full", help="Recompute every index entry"),
+        full: bool = typer.Option(
+            False, "--full", help="Rebuild every index from the stored entries (no cached blocks)"
+        ),
+        recompute: bool = typer.Option(
+            False,
+            "--recompute",
+            help="Also re-read every package file to compute its index entry (a repair)",
+        ),
         wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the job to finish"),
         timeout: float = typer.Option(600, "--timeout", help="Seconds to wait"),
         to: str = typer.Option(
@@ -65,7 +72,12 @@ def register(app: typer.Typer) -> None:
         with api(ctx) as client:
             job = client.post(
                 "/api/v1/publish",
-                json={"stages": stage or None, "formats": format or None, "full": full},
+                json={
+                    "stages": stage or None,
+                    "formats": format or None,
+                    "full": full,
+                    "recompute": recompute,
+                },
             )
             if not wait:
                 console.print(f"Queued job {job['id']} ({job['url']}).")
