@@ -1,26 +1,34 @@
 """GpgSigner against the real tools: gpg, gpgv, apt-get (signed-by), rpmsign and rpmkeys.
 
 Keys are generated once for the module (RSA 4096 takes about a second each): ``old`` and
-``new`` in one home, as during a key rotation. No database is involved. A missing tool fails
-the test with the package to install; nothing here skips.
+``new`` in one home, as during a key rotation; a second home holds an imported Ed25519 key.
+``clearsign`` and ``detach_sign`` sign in process after one export per key: the tests check
+that gpgv, gpg and apt accept those signatures, that the cleartext framing is gpg's byte for
+byte, that no gpg process runs per signature, and that keys the fast path cannot use still
+sign through gpg. No database is involved. A missing tool fails the test with the package to
+install; nothing here skips.
 """
 
 from __future__ import annotations
 
 import email.utils
 import hashlib
+import logging
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.pkgbuild import build_rpm
 
 from packyard.domain.errors import ConfigError, InvalidArtifact, InvalidRequest, NotFound
+from packyard.integrations import gpg as gpg_module
 from packyard.integrations.gpg import (
     GpgSigner,
     verify_clearsigned_with_keyring,
@@ -492,3 +500,406 @@ def test_expired_key_is_not_active(keys: Keys) -> None:
     assert keys.old.usable_at(now)
     assert keys.old.expires is not None
     assert not keys.old.usable_at(keys.old.expires + timedelta(seconds=1))
+
+
+# --------------------------------------------------------------------------- in-process signing
+#
+# clearsign and detach_sign sign in process from the exported secret key; the signatures must
+# be what gpgv, gpg and apt accept, for RSA 4096 and an imported Ed25519 key.
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A second home holding an imported Ed25519 key and the rotation fixture's old RSA key."""
+
+    signer: GpgSigner
+    ed: SigningKey
+    rsa: SigningKey
+
+
+def make_key(home: Path, uid: str, algorithm: str, expiry: str = "1y") -> str:
+    """Generate a key without passphrase in a scratch GnuPG home; return its fingerprint."""
+    gpg_base = [tool("gpg"), "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]
+    subprocess.run(
+        [*gpg_base, "--passphrase", "", "--quick-gen-key", uid, algorithm, "sign", expiry],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    listing = subprocess.run(
+        [*gpg_base, "--with-colons", "--list-secret-keys", uid],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+
+
+@pytest.fixture(scope="module")
+def imported(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
+    root = tmp_path_factory.mktemp("imported")
+    maker = root / "maker"
+    maker.mkdir(mode=0o700)
+    signer = GpgSigner(root / "gnupg")
+    try:
+        fpr = make_key(maker, "Packyard Ed25519 key <ed@packyard.test>", "ed25519")
+        ed = signer.import_key(export_secret(maker, fpr))
+        rsa = signer.import_key(export_secret(keys.home, keys.old.fingerprint))
+        yield Imported(signer=signer, ed=ed, rsa=rsa)
+    finally:
+        signer.close()
+        subprocess.run([tool("gpgconf"), "--homedir", str(maker), "--kill", "all"], check=False)
+
+
+@pytest.fixture
+def gpg_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every tool the gpg module runs from now on (gpg, gpgv...), as argument lists."""
+    calls: list[list[str]] = []
+    real = gpg_module._run
+
+    def counted(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        calls.append([Path(argv[0]).name, *argv[1:]])
+        return real(argv, **kwargs)
+
+    monkeypatch.setattr(gpg_module, "_run", counted)
+    return calls
+
+
+def gpg_calls(calls: list[list[str]]) -> list[list[str]]:
+    return [call for call in calls if call[0] == "gpg"]
+
+
+def pick(keys: Keys, imported: Imported, which: str) -> tuple[GpgSigner, SigningKey]:
+    return (keys.signer, keys.old) if which == "rsa4096" else (imported.signer, imported.ed)
+
+
+def signature_mpi_bits(packet: bytes) -> list[int]:
+    """Bit counts of the MPIs of one binary v4 signature packet (old-format header)."""
+    size = 1 << (packet[0] & 3)
+    body = packet[1 + size :]
+    hashed_end = 6 + int.from_bytes(body[4:6], "big")
+    offset = hashed_end + 2 + int.from_bytes(body[hashed_end : hashed_end + 2], "big") + 2
+    bits = []
+    while offset < len(body):
+        count = int.from_bytes(body[offset : offset + 2], "big")
+        bits.append(count)
+        offset += 2 + (count + 7) // 8
+    return bits
+
+
+@pytest.mark.parametrize("which", ["rsa4096", "ed25519"])
+@pytest.mark.parametrize("armor", [False, True])
+def test_in_process_detached_signatures_verify_with_gpgv(
+    keys: Keys,
+    imported: Imported,
+    tmp_path: Path,
+    gpg_runs: list[list[str]],
+    which: str,
+    armor: bool,
+) -> None:
+    signer, key = pick(keys, imported, which)
+    assert key.algorithm == which
+    signer.detach_sign(b"warm up", keys=[key.fingerprint], armor=armor)
+    gpg_runs.clear()
+    signature = signer.detach_sign(RELEASE, keys=[key.fingerprint], armor=armor)
+    assert gpg_calls(gpg_runs) == [], "the signature should be made in process"
+    assert signature.startswith(b"-----BEGIN PGP SIGNATURE-----") is armor
+    data, sig = tmp_path / "Release", tmp_path / "Release.gpg"
+    data.write_bytes(RELEASE)
+    sig.write_bytes(signature)
+    keyring = keyring_file(tmp_path, signer.public_keyring_binary([key.fingerprint]))
+    done = gpgv(tmp_path, keyring, sig, data)
+    assert done.returncode == 0, done.stderr
+    assert f"VALIDSIG {key.fingerprint}" in done.stdout
+    public = signer.public_key([key.fingerprint])
+    assert verify_with_keyring(RELEASE, signature, public_keys=public) == [key.fingerprint]
+    packets = run("gpg", "--homedir", str(tmp_path), "--batch", "--list-packets", str(sig))
+    assert "version 4, created" in packets.stdout, packets.stdout + packets.stderr
+    assert "sigclass 0x00" in packets.stdout
+    assert "digest algo 10" in packets.stdout
+    assert f"issuer fpr v4 {key.fingerprint}" in packets.stdout
+
+
+CLEARSIGN_TEXTS = {
+    "release": RELEASE,
+    "dash lines": b"-----BEGIN PGP SIGNATURE-----\n- item\n--\nFrom: x\nFrom here\na - b\n",
+    "trailing blanks": b"Origin: Packyard  \nLabel:\tPackyard\t\n \nSuite: stable\n",
+    "crlf": b"Origin: Packyard\r\nSuite: stable\r\n\r\nEnd: yes\r\n",
+    "empty last line": b"Origin: Packyard\nSuite: stable\n\n",
+    "no final newline": b"Origin: Packyard\nSuite: stable",
+    "stray cr": b"a\r \nb \r\nc\rd\n",
+    "empty": b"",
+}
+# gpg --verify gives back exactly the text signed (not true with trailing blanks, which are not
+# part of a signed line, or without a final line break, which clearsigning adds).
+EXACT = {"release", "dash lines", "crlf", "empty last line"}
+
+
+def gpg_clearsign(home: Path, text: bytes, fingerprint: str) -> bytes:
+    """What gpg itself writes for ``text`` (the reference for the in-process output)."""
+    return subprocess.run(
+        [
+            tool("gpg"),
+            "--homedir",
+            str(home),
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--digest-algo",
+            "SHA512",
+            "--local-user",
+            fingerprint,
+            "--clearsign",
+        ],
+        input=text,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+
+def gpg_decrypt(tmp: Path, document: bytes, public: bytes) -> tuple[bytes, str]:
+    """The text and status lines of ``gpg --decrypt`` (how a reader takes the signed text)."""
+    home = tmp / "reader"
+    home.mkdir(mode=0o700, exist_ok=True)
+    base = [tool("gpg"), "--homedir", str(home), "--batch", "--trust-model", "always"]
+    subprocess.run([*base, "--import"], input=public, capture_output=True, check=True)
+    done = subprocess.run(
+        [*base, "--status-fd", "2", "--decrypt"], input=document, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr.decode()
+
+
+@pytest.mark.parametrize("which", ["rsa4096", "ed25519"])
+@pytest.mark.parametrize("case", list(CLEARSIGN_TEXTS))
+def test_in_process_clearsign_matches_gpg(
+    keys: Keys,
+    imported: Imported,
+    tmp_path: Path,
+    gpg_runs: list[list[str]],
+    which: str,
+    case: str,
+) -> None:
+    text = CLEARSIGN_TEXTS[case]
+    signer, key = pick(keys, imported, which)
+    signer.clearsign(b"warm up", keys=[key.fingerprint])
+    gpg_runs.clear()
+    ours = signer.clearsign(text, keys=[key.fingerprint])
+    assert gpg_calls(gpg_runs) == [], "the signature should be made in process"
+    theirs = gpg_clearsign(signer.home, text, key.fingerprint)
+    marker = b"-----BEGIN PGP SIGNATURE-----\n"
+    # Byte for byte the same message part (headers, dash-escaping, line ends) as gpg's.
+    assert ours[: ours.index(marker)] == theirs[: theirs.index(marker)]
+    public = signer.public_key([key.fingerprint])
+    verified = verify_clearsigned_with_keyring(ours, public_keys=public)
+    assert verified.fingerprints == [key.fingerprint]
+    assert verified.text == verify_clearsigned_with_keyring(theirs, public_keys=public).text
+    recovered, status = gpg_decrypt(tmp_path, ours, public)
+    assert f"VALIDSIG {key.fingerprint}" in status
+    assert recovered == verified.text
+    if case in EXACT:
+        assert recovered == text
+
+
+def test_two_keys_of_different_algorithms_in_one_output(
+    imported: Imported, tmp_path: Path, gpg_runs: list[list[str]]
+) -> None:
+    both = [imported.rsa.fingerprint, imported.ed.fingerprint]
+    text = release_with_index()
+    imported.signer.clearsign(text, keys=both)  # loads both keys
+    gpg_runs.clear()
+    signed = imported.signer.clearsign(text, keys=both)
+    binary = imported.signer.detach_sign(text, keys=both, armor=False)
+    armored = imported.signer.detach_sign(text, keys=both, armor=True)
+    assert gpg_calls(gpg_runs) == []
+    assert signed.count(b"-----BEGIN PGP SIGNATURE-----") == 1
+    public = imported.signer.public_key()
+    assert verify_clearsigned_with_keyring(signed, public_keys=public).fingerprints == both
+    assert verify_with_keyring(text, binary, public_keys=public) == both
+    assert verify_with_keyring(text, armored, public_keys=public) == both
+    for key in (imported.rsa, imported.ed):
+        only = imported.signer.public_keyring_binary([key.fingerprint])
+        assert verify_with_keyring(text, binary, public_keys=only) == [key.fingerprint]
+        updated = apt_update(tmp_path, inrelease=signed, keyring=only)
+        assert updated.returncode == 0, updated.stdout + updated.stderr
+        assert "W:" not in updated.stderr and "E:" not in updated.stderr, updated.stderr
+
+
+@pytest.mark.parametrize("which", ["rsa4096", "ed25519"])
+def test_in_process_tampering_is_detected(keys: Keys, imported: Imported, which: str) -> None:
+    signer, key = pick(keys, imported, which)
+    public = signer.public_key([key.fingerprint])
+    signature = signer.detach_sign(RELEASE, keys=[key.fingerprint], armor=False)
+    assert verify_with_keyring(RELEASE, signature, public_keys=public) == [key.fingerprint]
+    with pytest.raises(InvalidArtifact, match="does not match"):
+        verify_with_keyring(RELEASE + b"x", signature, public_keys=public)
+    for position in (len(signature) - 1, len(signature) - 40):  # inside the signature value
+        damaged = bytearray(signature)
+        damaged[position] ^= 0x01
+        with pytest.raises(InvalidArtifact):
+            verify_with_keyring(RELEASE, bytes(damaged), public_keys=public)
+    signed = signer.clearsign(RELEASE, keys=[key.fingerprint])
+    with pytest.raises(InvalidArtifact, match="does not match"):
+        verify_clearsigned_with_keyring(
+            signed.replace(b"Suite: stable", b"Suite: stable2"), public_keys=public
+        )
+
+
+@pytest.mark.parametrize("which", ["rsa4096", "ed25519"])
+def test_signature_values_with_leading_zero_bytes_verify(
+    keys: Keys, imported: Imported, which: str
+) -> None:
+    """About one signature in 128 to 256 has a value whose first byte is zero, which an MPI
+    drops: gpgv must accept those too."""
+    signer, key = pick(keys, imported, which)
+    full = 4096 if which == "rsa4096" else 256
+    public = signer.public_key([key.fingerprint])
+    found = 0
+    for attempt in range(5000):
+        data = b"Release %d\n" % attempt
+        signature = signer.detach_sign(data, keys=[key.fingerprint], armor=False)
+        if min(signature_mpi_bits(signature)) <= full - 9:
+            assert verify_with_keyring(data, signature, public_keys=public) == [key.fingerprint]
+            found += 1
+            if found == 2:
+                break
+    assert found == 2
+
+
+def test_keys_load_once_then_no_gpg_runs(keys: Keys, gpg_runs: list[list[str]]) -> None:
+    # A second signer on the same home, as in a worker process: nothing loaded yet.
+    signer = GpgSigner(keys.home)
+    both = [keys.old.fingerprint, keys.new.fingerprint]
+    gpg_runs.clear()
+
+    def sign(i: int) -> bytes:
+        if i % 2:
+            return signer.clearsign(RELEASE + b"N: %d\n" % i, keys=both)
+        return signer.detach_sign(RELEASE, keys=both, armor=bool(i % 4))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outputs = list(pool.map(sign, range(40)))
+    exports = [call for call in gpg_calls(gpg_runs) if "--export-secret-keys" in call]
+    listings = [call for call in gpg_calls(gpg_runs) if "--list-secret-keys" in call]
+    assert sorted(call[-1] for call in exports) == sorted(both)
+    assert len(listings) == 1
+    assert len(gpg_calls(gpg_runs)) == 3, gpg_runs
+    public = keys.signer.public_key()
+    assert verify_clearsigned_with_keyring(outputs[1], public_keys=public).fingerprints == both
+    assert verify_with_keyring(RELEASE, outputs[0], public_keys=public) == both
+
+
+def test_cache_follows_key_changes_made_elsewhere(
+    keys: Keys, tmp_path: Path, gpg_runs: list[list[str]]
+) -> None:
+    signer = GpgSigner(tmp_path / "gnupg")
+    other = GpgSigner(tmp_path / "gnupg")  # another process using the same home
+    gpg_base = [tool("gpg"), "--homedir", str(signer.home), "--batch", "--pinentry-mode"]
+    try:
+        key = signer.import_key(export_secret(keys.home, keys.old.fingerprint))
+        fpr = key.fingerprint
+        signer.detach_sign(RELEASE, keys=[fpr], armor=False)
+        gpg_runs.clear()
+        signer.detach_sign(RELEASE, keys=[fpr], armor=False)
+        assert gpg_calls(gpg_runs) == []
+
+        subprocess.run(
+            [*gpg_base, "loopback", "--passphrase", "", "--quick-set-expire", fpr, "seconds=1"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        time.sleep(2.1)
+        # An expired key is refused as gpg refuses it, although its secret was loaded.
+        with pytest.raises(NotFound, match=f"no usable secret key {fpr}"):
+            signer.detach_sign(RELEASE, keys=[fpr], armor=False)
+        with pytest.raises(NotFound, match=f"no usable secret key {fpr}"):
+            other.clearsign(RELEASE, keys=[fpr])
+
+        renewed = other.extend_expiry(fpr, expires_days=30)
+        assert renewed.usable_at(datetime.now(UTC))
+        signature = signer.detach_sign(RELEASE, keys=[fpr], armor=True)
+        public = signer.public_key([fpr])
+        assert verify_with_keyring(RELEASE, signature, public_keys=public) == [fpr]
+
+        subprocess.run(
+            [*gpg_base, "loopback", "--yes", "--delete-secret-and-public-key", fpr],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        with pytest.raises(NotFound, match="no usable secret key"):
+            signer.clearsign(RELEASE, keys=[fpr])
+    finally:
+        signer.close()
+
+
+def test_unknown_keys_are_refused_by_name(keys: Keys, gpg_runs: list[list[str]]) -> None:
+    missing = "C" * 40
+    with pytest.raises(NotFound) as info:
+        keys.signer.detach_sign(RELEASE, keys=[keys.old.fingerprint, missing], armor=False)
+    assert info.value.message == f"no usable secret key {missing} in {keys.home}"
+    assert not any("--detach-sign" in call for call in gpg_runs)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "reason"),
+    [
+        ("nistp256", "algorithm 19 is not supported"),
+        ("dsa2048", "algorithm 17 is not supported"),
+        # gpg would sign with the subkey: the fast path signs only with primary keys.
+        ("ed25519+subkey", "signing subkey"),
+    ],
+)
+def test_keys_the_fast_path_cannot_use_sign_through_gpg(
+    keys: Keys,
+    tmp_path: Path,
+    gpg_runs: list[list[str]],
+    caplog: pytest.LogCaptureFixture,
+    algorithm: str,
+    reason: str,
+) -> None:
+    maker = tmp_path / "maker"
+    maker.mkdir(mode=0o700)
+    signer = GpgSigner(tmp_path / "gnupg")
+    try:
+        primary, _, subkey = algorithm.partition("+")
+        fpr = make_key(maker, f"Packyard {primary} <{primary}@packyard.test>", primary)
+        if subkey:
+            subprocess.run(
+                [
+                    *(tool("gpg"), "--homedir", str(maker), "--batch", "--pinentry-mode"),
+                    *("loopback", "--passphrase", "", "--quick-add-key", fpr, "ed25519", "sign"),
+                ],
+                capture_output=True,
+                timeout=60,
+                check=True,
+            )
+        with caplog.at_level(logging.INFO, logger="packyard.integrations.gpg"):
+            other = signer.import_key(export_secret(maker, fpr))
+            rsa = signer.import_key(export_secret(keys.home, keys.old.fingerprint))
+            gpg_runs.clear()
+            text = release_with_index()
+            signed = signer.clearsign(text, keys=[other.fingerprint])
+            detached = signer.detach_sign(text, keys=[rsa.fingerprint, fpr], armor=True)
+            assert any("--clearsign" in call for call in gpg_runs)
+            assert any("--detach-sign" in call for call in gpg_runs)
+        fallbacks = [r for r in caplog.records if "signs through gpg" in r.getMessage()]
+        assert len(fallbacks) == 1, caplog.text
+        assert fallbacks[0].levelno == logging.INFO
+        assert fpr in fallbacks[0].getMessage()
+        assert reason in fallbacks[0].getMessage()
+        public = signer.public_key()
+        assert verify_clearsigned_with_keyring(signed, public_keys=public).fingerprints == [fpr]
+        assert sorted(verify_with_keyring(text, detached, public_keys=public)) == sorted(
+            [rsa.fingerprint, fpr]
+        )
+        # The RSA key alone still signs in process.
+        gpg_runs.clear()
+        signer.detach_sign(text, keys=[rsa.fingerprint], armor=False)
+        assert gpg_calls(gpg_runs) == []
+    finally:
+        signer.close()
+        subprocess.run([tool("gpgconf"), "--homedir", str(maker), "--kill", "all"], check=False)
