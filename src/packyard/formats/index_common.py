@@ -30,6 +30,9 @@ __all__ = [
     "file_item",
     "gzip_bytes",
     "json_index",
+    "json_index_head",
+    "json_index_item",
+    "json_index_tail",
     "packet_item",
     "split_by_architecture",
     "xz_bytes",
@@ -232,19 +235,41 @@ def json_index(
     """Canonical JSON index: sorted keys, 2-space indent, UTF-8, one trailing newline.
 
     The same values always give the same bytes, so the index can be hashed and signed. Items
-    keep the caller's order (sort them before calling for reproducible publications).
+    keep the caller's order (sort them before calling for reproducible publications). The
+    bytes are exactly ``json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False)``
+    plus a newline, built from ``json_index_item`` parts so that a publisher can cache the
+    parts per item (``json_index_head`` + items joined by ``",\n"`` + ``json_index_tail``).
 
     Raises:
         ValueError: ``generated_at`` is naive, or an item is not JSON (NaN, non-str keys...).
     """
-    document = {
-        "channel": check_single_line(channel, what="channel"),
-        "generated_at": _timestamp(generated_at),
-        "items": [dict(item) for item in items],
-        "schema": JSON_INDEX_SCHEMA,
-    }
+    parts = [json_index_item(item) for item in items]
+    return (
+        json_index_head(channel=channel, generated_at=generated_at, count=len(parts))
+        + b",\n".join(parts)
+        + json_index_tail(count=len(parts))
+    )
+
+
+def json_index_head(*, channel: str, generated_at: datetime, count: int) -> bytes:
+    """The bytes of a JSON index before its first item."""
+    name = json.dumps(check_single_line(channel, what="channel"), ensure_ascii=False)
+    when = json.dumps(_timestamp(generated_at))
+    opening = '"items": [\n' if count else '"items": ['
+    return f'{{\n  "channel": {name},\n  "generated_at": {when},\n  {opening}'.encode()
+
+
+def json_index_tail(*, count: int) -> bytes:
+    """The bytes of a JSON index after its last item."""
+    closing = "\n  ]," if count else "],"
+    return f'{closing}\n  "schema": {JSON_INDEX_SCHEMA}\n}}\n'.encode()
+
+
+def json_index_item(item: Mapping[str, Any]) -> bytes:
+    """One item of a JSON index as it appears inside the ``items`` list (indented)."""
     try:
-        text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-    except TypeError as exc:
+        text = json.dumps(dict(item), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"an index item is not JSON-serialisable: {exc}") from None
-    return (text + "\n").encode("utf-8")
+    # json.dumps escapes newlines inside strings, so every newline here is structural.
+    return ("    " + text.replace("\n", "\n    ")).encode("utf-8")

@@ -151,6 +151,10 @@ class GpgSigner:
         self._listing: dict[str, _ListedKey] | None = None
         self._secrets: dict[str, openpgp.SecretKey | None] = {}
         self._logged_fallbacks: set[str] = set()
+        # Exported public keys (every publication of a dnf channel ships repomd.xml.key),
+        # valid while the keyring files keep the stat in _export_state.
+        self._exports: dict[tuple[tuple[str, ...] | None, bool], bytes] = {}
+        self._export_state: object = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -482,6 +486,21 @@ class GpgSigner:
         self._forget_keys()
 
     def _export(self, fingerprints: Sequence[str] | None, *, armor: bool) -> bytes:
+        cache_key = (tuple(fingerprints) if fingerprints is not None else None, armor)
+        with self._cache_lock:
+            state = self._keyring_stat()
+            if state != self._export_state:
+                self._exports, self._export_state = {}, state
+            cached = self._exports.get(cache_key)
+        if cached is not None:
+            return cached
+        exported = self._export_uncached(fingerprints, armor=armor)
+        with self._cache_lock:
+            if self._export_state == state:
+                self._exports[cache_key] = exported
+        return exported
+
+    def _export_uncached(self, fingerprints: Sequence[str] | None, *, armor: bool) -> bytes:
         own = [key.fingerprint for key in self.keys()]
         if fingerprints is None:
             wanted = own
@@ -586,6 +605,7 @@ class GpgSigner:
         self._keyring_state = None
         self._listing = None
         self._secrets = {}
+        self._exports, self._export_state = {}, None
 
     def _forget_keys(self) -> None:
         with self._cache_lock:

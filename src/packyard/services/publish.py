@@ -1033,8 +1033,44 @@ def _pacman_ext(filename: str) -> str:
     return "zst"
 
 
+def _json_entry(entry: dict[str, Any]) -> Computed:
+    return Computed(content=json.dumps(entry))
+
+
+def _json_parts(text: str | bytes) -> dict[str, bytes]:
+    """A packet/file entry as the parts of a JSON index: its item and its pool fragment."""
+    e = json.loads(text)
+    item = e["item"]
+    spec = json.dumps({"sha256": item["sha256"], "size": item["size"]}, separators=(",", ":"))
+    return {
+        "items": b",\n" + index_common.json_index_item(item),
+        "pool": f",{json.dumps(e['path'])}:{spec}".encode(),
+    }
+
+
+def _json_channel(
+    channel: Channel, items: list[Item], entries: Entries, sign: Signing
+) -> Assembled:
+    """index.json (+ .asc) from cached blocks of items: the same bytes json_index makes."""
+    out = Assembled()
+    ids = [i.id for i in items]
+    joined = entries.blocks.document("items", ids, compress=False).raw.data
+    index = (
+        index_common.json_index_head(
+            channel=channel.name, generated_at=datetime.now(UTC), count=len(ids)
+        )
+        + joined[2:]  # the first item has no ",\n" before it
+        + index_common.json_index_tail(count=len(ids))
+    )
+    out.files["index.json"] = index
+    out.files["index.json.asc"] = sign.detach(index, armor=True)
+    out.pool_json = _pool_json(entries.blocks.document("pool", ids, compress=False))
+    return out
+
+
 class PacketBuilder:
     format = "packet"
+    parts = staticmethod(_json_parts)
 
     def entry_kind(self, ctx: Context) -> str:
         return "packet"
@@ -1065,11 +1101,12 @@ class PacketBuilder:
         entries: Entries,
         sign: Signing,
     ) -> Assembled:
-        return _json_channel(channel, entries.decoded(items), sign)
+        return _json_channel(channel, items, entries, sign)
 
 
 class FilesBuilder:
     format = "files"
+    parts = staticmethod(_json_parts)
 
     def entry_kind(self, ctx: Context) -> str:
         return "files"
@@ -1098,25 +1135,7 @@ class FilesBuilder:
         entries: Entries,
         sign: Signing,
     ) -> Assembled:
-        return _json_channel(channel, entries.decoded(items), sign)
-
-
-def _json_entry(entry: dict[str, Any]) -> Computed:
-    return Computed(content=json.dumps(entry))
-
-
-def _json_channel(
-    channel: Channel, entries: list[tuple[Item, dict[str, Any]]], sign: Signing
-) -> Assembled:
-    out = Assembled()
-    index = index_common.json_index(
-        channel=channel.name, generated_at=datetime.now(UTC), items=[e["item"] for _i, e in entries]
-    )
-    out.files["index.json"] = index
-    out.files["index.json.asc"] = sign.detach(index, armor=True)
-    for item, e in entries:
-        out.pool[e["path"]] = {"sha256": item.sha256, "size": item.size}
-    return out
+        return _json_channel(channel, items, entries, sign)
 
 
 class MunkiBuilder:

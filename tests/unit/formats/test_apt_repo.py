@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import lzma
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -679,3 +680,26 @@ def test_json_index_keeps_utf8_and_refuses_non_json() -> None:
         packet_item(name="n", version="1", tags=[], sha256="x", size=1, url="u")
     with pytest.raises(ValueError):
         file_item(filename="f", sha256="0" * 64, size=-1, url="u")
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [],
+        [{}],
+        [{"a": "line\nbreak", "n": [1, {"x": []}], "é": "ü"}],
+        [{"name": f"p{i}", "tags": [], "meta": {"k": i}} for i in range(5)],
+    ],
+)
+def test_json_index_is_exactly_json_dumps_of_the_document(items: list[dict[str, object]]) -> None:
+    # json_index is assembled from per-item parts (cached by publishers): it must stay equal
+    # to serialising the whole document at once.
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    document = {
+        "channel": "dev",
+        "generated_at": "2026-01-01T00:00:00Z",
+        "items": items,
+        "schema": JSON_INDEX_SCHEMA,
+    }
+    expected = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert json_index(channel="dev", generated_at=moment, items=items) == expected.encode()
