@@ -398,9 +398,7 @@ class ArtifactRepository:
         entry)`` where ``entry`` is the UTF-8 text of its index entry of ``kind`` as bytes (with
         ``content``), or just whether it exists (its artifact id, or None)."""
         # The text as a BLOB: bytes, not str - 10,000 entries are not decoded to be re-encoded.
-        entry_column = (
-            cast(IndexEntry.content, LargeBinary) if content else IndexEntry.artifact_id
-        )
+        entry_column = cast(IndexEntry.content, LargeBinary) if content else IndexEntry.artifact_id
         stmt = (
             select(
                 Artifact.id,
