@@ -8,8 +8,10 @@ the publication store's block cache:
 - **membership** ``m<sha256(kind, document, artifact ids)>`` -> the content key of the block:
   an incremental publish finds an unchanged block from the ids alone, without reading or
   rendering its entries;
-- **content** ``c<sha256(codec, document, text)>`` -> the block's text and its deflate and xz
-  encodings: the same text is never compressed twice.
+- **content**, keyed by ``sha256(codec, document, text)``: ``z<key>`` holds the block's
+  deflate and xz encodings (the same text is never compressed twice), ``t<key>`` its text
+  (read by incremental publishes, which do not render unchanged blocks; a full rebuild has
+  the text already and reads only ``z``).
 
 Entries are immutable for a given entry kind (artifacts never change, and entry kinds carry a
 version, bumped when the code that computes them changes), so a membership record stays true.
@@ -117,15 +119,19 @@ class BlockAssembler:
     ) -> Document:
         """The document ``name`` of the entries ``ids`` (in this order) between head and tail,
         plain, gzip'd and (with ``xz``) xz'd; ``compress=False`` makes the plain text only."""
+        # A rebuild neither reads nor writes membership records: no keys to compute.
         blocks = [
-            _Block(ids=list(ids[start:end]), membership=self._membership_key(name, ids[start:end]))
+            _Block(
+                ids=list(ids[start:end]),
+                membership="" if self.rebuild else self._membership_key(name, ids[start:end]),
+            )
             for start, end in boundaries(ids, target=self.target)
         ]
         if not self.rebuild:
             for block in blocks:
                 self._restore(block, compress=compress, xz=xz)
         todo = [b for b in blocks if b.text is None]
-        self._render(name, todo)
+        self._render(name, todo, compress=compress)
         missing = [
             b for b in blocks if compress and (b.packed is None or (xz and not b.packed.has_xz))
         ]
@@ -162,33 +168,44 @@ class BlockAssembler:
     def _content_key(self, name: str, text: bytes) -> str:
         h = hashlib.sha256(f"{name}\0{CODEC_VERSION}\0".encode())
         h.update(text)
-        return "c" + h.hexdigest()
+        return h.hexdigest()
 
     def _restore(self, block: _Block, *, compress: bool, xz: bool) -> None:
         pointer = self.store.cache_get(block.membership)
         if pointer is None:
             return
-        record = self.store.cache_get(pointer.decode("ascii", "replace"))
-        if record is None:
+        content = pointer.decode("ascii", "replace")
+        packed = None
+        if compress:
+            packed = self._packed(content)
+            if packed is None or (xz and not packed.has_xz):
+                return
+        text = self.store.cache_get("t" + content)
+        if text is None:
             return
-        text, packed = _unpack_record(record)
-        if compress and (packed is None or (xz and not packed.has_xz)):
-            return
-        block.content, block.text, block.packed = pointer.decode(), text, packed
+        block.content, block.text, block.packed, block.known = content, text, packed, True
 
-    def _render(self, name: str, blocks: list[_Block]) -> None:
+    def _packed(self, content: str) -> CompressedBlock | None:
+        record = self.store.cache_get("z" + content)
+        if record is None:
+            return None
+        try:
+            return CompressedBlock.unpack(record)
+        except (ValueError, struct.error):
+            return None
+
+    def _render(self, name: str, blocks: list[_Block], *, compress: bool) -> None:
         if not blocks:
             return
         need = [i for b in blocks for i in b.ids if i not in self._parts]
         if need:
             self._parts.update(self.load(need))
         for block in blocks:
-            block.text = b"".join(self._parts[i][name] for i in block.ids)
+            block.text = b"".join([self._parts[i][name] for i in block.ids])
             block.content = self._content_key(name, block.text)
-            record = self.store.cache_get(block.content)
-            if record is not None:
-                _text, block.packed = _unpack_record(record)
-                block.known = True
+            if compress:
+                block.packed = self._packed(block.content)
+                block.known = block.packed is not None
 
     def _compress(self, blocks: list[_Block], *, xz: bool) -> None:
         if len(blocks) > 1 and (os.cpu_count() or 1) > 1:
@@ -201,17 +218,18 @@ class BlockAssembler:
             block.packed = result
 
     def _remember(self, block: _Block, *, pointer: bool) -> None:
-        """Store the block's content record (if new) and, with ``pointer``, its membership.
+        """Store what the cache lacks of a block: its compressed record (``z``, unless known)
+        and, with ``pointer``, its text (``t``) and membership pointer (``m``).
 
         A rebuild leaves membership records alone: entries are immutable, so an existing
         pointer is still right, and a missing one is made by the next incremental publish.
         """
         assert block.text is not None and block.content is not None
-        if not block.known:
-            self.store.cache_put(block.content, _pack_record(block.text, block.packed))
+        if block.packed is not None and not block.known:
+            self.store.cache_put("z" + block.content, block.packed.pack())
         if not pointer:
             return
-        # Only blocks without a usable pointer get here: write it.
+        self.store.cache_put("t" + block.content, block.text)
         self.store.cache_put(block.membership, block.content.encode("ascii"))
 
 
@@ -220,15 +238,3 @@ def _small_block(text: bytes, *, xz: bool) -> CompressedBlock:
     """Heads and tails of documents: a few distinct short texts, compressed once per process
     (an xz encoder costs milliseconds to set up, whatever the input)."""
     return compress_block(text, xz=xz)
-
-
-def _pack_record(text: bytes, packed: CompressedBlock | None) -> bytes:
-    tail = packed.pack() if packed is not None else b""
-    return struct.pack(">Q", len(text)) + text + tail
-
-
-def _unpack_record(record: bytes) -> tuple[bytes, CompressedBlock | None]:
-    (length,) = struct.unpack_from(">Q", record)
-    text = record[8 : 8 + length]
-    rest = record[8 + length :]
-    return text, (CompressedBlock.unpack(rest) if rest else None)
