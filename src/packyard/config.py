@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,31 @@ class StageSettings(BaseModel):
     promote_roles: list[Role] = Field(default_factory=lambda: [Role.ADMIN, Role.MAINTAINER])
 
 
+class PipelineAptSettings(BaseModel):
+    """apt distribution of one pipeline's packages; unset values come from [publish.apt]."""
+
+    # dists/<suite>; "{stage}" is replaced, e.g. "bookworm-{stage}".
+    suite_template: str | None = None
+    # The Release's Codename; "{stage}" is replaced. Default: the suite.
+    codename_template: str | None = None
+    component: str | None = None
+    architectures: list[str] | None = None
+
+
 class PipelineSettings(BaseModel):
     stages: list[StageSettings]
+    apt: PipelineAptSettings = Field(default_factory=PipelineAptSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AptDistribution:
+    """One ``dists/<suite>/`` of a stage's apt channel and the pipelines publishing into it."""
+
+    suite: str
+    codename: str
+    component: str
+    architectures: tuple[str, ...]
+    pipelines: tuple[str, ...]
 
 
 class UploadSettings(BaseModel):
@@ -93,6 +117,8 @@ class AptSettings(BaseModel):
     architectures: list[str] = Field(default_factory=lambda: ["amd64", "arm64"])
     # dists/<suite>: the stage name by default; "{stage}" is replaced, e.g. "bookworm-{stage}".
     suite_template: str = "{stage}"
+    # The Release's Codename; "{stage}" is replaced. Default: the suite.
+    codename_template: str | None = None
     valid_days: int = Field(default=0, ge=0)  # 0: no Valid-Until
 
 
@@ -221,7 +247,86 @@ class Settings(BaseSettings):
         for package, name in self.package_pipelines.items():
             if name not in built:
                 raise ValueError(f"package_pipelines.{package} names unknown pipeline {name!r}")
+        self.apt_suites()  # raises on conflicting distributions
         return self
+
+    def apt_suites(self) -> dict[str, str]:
+        """Every apt suite (``dists/<suite>/``) -> the stage it publishes.
+
+        Raises:
+            ValueError: one suite would serve two stages (a suite_template without
+                "{stage}"), or apt_distributions refuses a stage.
+        """
+        out: dict[str, str] = {}
+        for stage in self.stage_names():
+            for dist in self.apt_distributions(stage):
+                other = out.setdefault(dist.suite, stage)
+                if other != stage:
+                    raise ValueError(
+                        f"apt suite {dist.suite!r} would serve both stage {other!r} and "
+                        f"{stage!r}: put {{stage}} in its suite_template"
+                    )
+        return out
+
+    def apt_distributions(self, stage: str) -> list[AptDistribution]:
+        """The apt distributions (``dists/<suite>/``) of ``stage``'s channel: one per distinct
+        suite among the pipelines having the stage, in pipeline order (the default pipeline's
+        first). Pipelines resolving to the same suite share it and must agree on its codename,
+        component and architectures.
+
+        Raises:
+            ValueError: two pipelines give one suite different settings, or a value is empty.
+        """
+        apt = self.publish.apt
+        names = sorted(self.pipelines, key=lambda n: n != self.default_pipeline)
+        out: dict[str, AptDistribution] = {}
+        for name in names:
+            spec = self.pipelines[name]
+            if stage not in [s.name for s in spec.stages]:
+                continue
+            own = spec.apt
+            suite = (own.suite_template or apt.suite_template).replace("{stage}", stage)
+            codename_template = own.codename_template or apt.codename_template
+            codename = codename_template.replace("{stage}", stage) if codename_template else suite
+            component = own.component or apt.component
+            architectures = tuple(own.architectures or apt.architectures)
+            for what, value in (("suite", suite), ("codename", codename), ("component", component)):
+                if not value.strip() or any(c.isspace() or c == "/" for c in value):
+                    raise ValueError(
+                        f"pipeline {name!r}: apt {what} {value!r} for stage {stage!r} must be a "
+                        "non-empty word without spaces or slashes"
+                    )
+            if not architectures:
+                raise ValueError(f"pipeline {name!r}: apt architectures must not be empty")
+            found = out.get(suite)
+            if found is None:
+                out[suite] = AptDistribution(
+                    suite=suite,
+                    codename=codename,
+                    component=component,
+                    architectures=architectures,
+                    pipelines=(name,),
+                )
+                continue
+            if (found.codename, found.component, found.architectures) != (
+                codename,
+                component,
+                architectures,
+            ):
+                raise ValueError(
+                    f"pipelines {found.pipelines[0]!r} and {name!r} both publish apt suite "
+                    f"{suite!r} for stage {stage!r} with different codename, component or "
+                    "architectures: give one of them its own [pipelines.<name>.apt] "
+                    "suite_template"
+                )
+            out[suite] = AptDistribution(
+                suite=suite,
+                codename=codename,
+                component=component,
+                architectures=architectures,
+                pipelines=(*found.pipelines, name),
+            )
+        return list(out.values())
 
     @property
     def resolved_database_url(self) -> str:
@@ -385,6 +490,8 @@ origin = "Packyard"
 label = "Packyard"
 component = "main"
 architectures = ["amd64", "arm64"]
+# Codename in Release ("{{stage}}" is replaced); default: the suite.
+# codename_template = "bookworm"
 # dists/<suite>; e.g. "bookworm-{{stage}}" for distro-specific suites.
 suite_template = "{{stage}}"
 # Days until Release files expire (Valid-Until); 0 for none.
@@ -442,6 +549,16 @@ stages = [
 # A short pipeline like PkgBot's dev -> prod:
 # [pipelines.short]
 # stages = [{{ name = "dev" }}, {{ name = "prod", change_control = true }}]
+
+# A pipeline's debs can get their own apt distribution (unset values come from
+# [publish.apt]), e.g. dists/bookworm-prod/ with Codename bookworm:
+# [pipelines.embedded]
+# stages = [{{ name = "ci" }}, {{ name = "prod", change_control = true }}]
+# [pipelines.embedded.apt]
+# suite_template = "bookworm-{{stage}}"
+# codename_template = "bookworm"
+# component = "main"
+# architectures = ["arm64"]
 
 [package_pipelines]
 # "notes-app" = "short"

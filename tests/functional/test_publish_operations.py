@@ -114,7 +114,9 @@ def test_rollback_serves_the_previous_publication_again(make_server, tmp_path: P
 
 def block(text: str, title: str) -> str:
     """The lines printed under ``# <title>`` by ``packyard keys show``."""
-    match = re.search(rf"^# {re.escape(title)}\n(.*?)(?=^# |\Z)", text, re.S | re.M)
+    # Blocks end at the next heading; "# pipeline ..." lines are comments inside a block.
+    heading = r"^# (?:apt|dnf|pacman|Munki|public key)\b"
+    match = re.search(rf"^# {re.escape(title)}\n(.*?)(?={heading}|\Z)", text, re.S | re.M)
     assert match, f"no '# {title}' block in:\n{text}"
     return match.group(1).strip()
 
@@ -223,3 +225,72 @@ def test_publish_full_and_recompute_rebuild_the_same_channel(
     )
     assert client.update().ok
     assert client.versions("rebuild-a") == ["1.0-1"]
+
+
+def test_a_pipeline_publishes_its_own_apt_distribution(make_server, tmp_path: Path) -> None:
+    # The "bookworm" pipeline's debs go to dists/bookworm-<stage>/ (Codename bookworm,
+    # component contrib, amd64 only); the default pipeline keeps dists/<stage>/ main.
+    config = {
+        "pipelines": {
+            "default": {"stages": [{"name": "ci"}, {"name": "prod"}]},
+            "bookworm": {
+                "stages": [{"name": "ci"}, {"name": "prod"}],
+                "apt": {
+                    "suite_template": "bookworm-{stage}",
+                    "codename_template": "bookworm",
+                    "component": "contrib",
+                    "architectures": ["amd64"],
+                },
+            },
+        },
+        "package_pipelines": {"bw-tool": "bookworm"},
+    }
+    server: Server = make_server(config=config)
+    ids = {
+        name: upload(server, build_deb(tmp_path / "pkgs", name=name, version="1.0-1"))
+        for name in ("bw-tool", "plain-tool")
+    }
+    advance(server, list(ids.values()), to="prod", stages=("ci", "prod"))
+    wait_for_publishing(server)
+    key = public_key(server)
+
+    release = httpx.get(f"{server.url}/repos/apt/dists/bookworm-prod/Release", timeout=30)
+    assert release.status_code == 200, release.text
+    fields = dict(line.split(": ", 1) for line in release.text.splitlines() if ": " in line[:40])
+    assert (fields["Suite"], fields["Codename"], fields["Components"]) == (
+        "bookworm-prod",
+        "bookworm",
+        "contrib",
+    )
+    assert fields["Architectures"] == "amd64"
+
+    shown = server.cli("keys", "show", "--stage", "prod", env=WIDE)
+    assert shown.returncode == 0, shown.stderr
+    lines = block(shown.stdout, "apt: /etc/apt/sources.list.d/packyard.list").splitlines()
+    base = f"deb [signed-by=/etc/apt/keyrings/packyard.asc] {server.url}/repos/apt"
+    assert lines == [
+        "# pipeline default",
+        f"{base} prod main",
+        "# pipeline bookworm",
+        f"{base} bookworm-prod contrib",
+    ]
+
+    # Each printed line, used verbatim by a real apt, sees exactly its pipeline's package.
+    for line, mine, other in (
+        (lines[3], "bw-tool", "plain-tool"),
+        (lines[1], "plain-tool", "bw-tool"),
+    ):
+        root = tmp_path / f"apt-{mine}"
+        client = apt_client(
+            root=root,
+            key=key,
+            sources_line=line.replace(
+                "/etc/apt/keyrings/packyard.asc", str(apt_keyring_path(root))
+            ),
+        )
+        updated = client.update()
+        assert updated.ok, updated
+        assert client.versions(mine) == ["1.0-1"]
+        assert client.versions(other) == []
+        installed = client.install(mine)
+        assert installed.ok, installed

@@ -285,3 +285,66 @@ def test_default_config_mentions_every_setting() -> None:
     assert missing == []
     assert {"upload.max_size", "retention.keep_failed", "change_control.token",
             "pipelines.*.stages.promote_roles"} <= set(names)
+
+
+_TWO_PIPELINES = {
+    "default": {"stages": [{"name": "ci"}, {"name": "prod"}]},
+    "bookworm": {
+        "stages": [{"name": "ci"}, {"name": "prod"}],
+        "apt": {
+            "suite_template": "bookworm-{stage}",
+            "codename_template": "bookworm",
+            "component": "contrib",
+            "architectures": ["arm64"],
+        },
+    },
+}
+
+
+def test_apt_distributions_default_to_one_suite_per_stage(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    [dist] = settings.apt_distributions("prod")
+    assert (dist.suite, dist.codename, dist.component) == ("prod", "prod", "main")
+    assert dist.architectures == ("amd64", "arm64")
+    assert settings.apt_suites()["stage"] == "stage"
+
+
+def test_a_pipeline_gets_its_own_apt_distribution(tmp_path: Path) -> None:
+    write_toml(tmp_path / "packyard.toml", {"pipelines": _TWO_PIPELINES})
+    settings = load_settings(data_dir=tmp_path)
+    default, bookworm = settings.apt_distributions("prod")
+    assert (default.suite, default.pipelines) == ("prod", ("default",))
+    assert (bookworm.suite, bookworm.codename, bookworm.component) == (
+        "bookworm-prod",
+        "bookworm",
+        "contrib",
+    )
+    assert bookworm.architectures == ("arm64",)
+    assert settings.apt_suites() == {
+        "ci": "ci",
+        "bookworm-ci": "ci",
+        "prod": "prod",
+        "bookworm-prod": "prod",
+    }
+
+
+def test_pipelines_sharing_a_suite_must_agree(tmp_path: Path) -> None:
+    pipelines = {
+        **_TWO_PIPELINES,
+        "bookworm": {**_TWO_PIPELINES["bookworm"], "apt": {"component": "contrib"}},
+    }
+    error = _config_error(tmp_path, {"pipelines": pipelines})
+
+    assert "pipelines 'default' and 'bookworm' both publish apt suite 'ci'" in error.message
+
+
+def test_an_apt_suite_cannot_serve_two_stages(tmp_path: Path) -> None:
+    error = _config_error(tmp_path, {"publish": {"apt": {"suite_template": "stable"}}})
+
+    assert "apt suite 'stable' would serve both stage 'new' and 'ci'" in error.message
+
+
+def test_an_apt_codename_must_be_one_word(tmp_path: Path) -> None:
+    error = _config_error(tmp_path, {"publish": {"apt": {"codename_template": "my distro"}}})
+
+    assert "apt codename 'my distro' for stage 'new' must be a non-empty word" in error.message

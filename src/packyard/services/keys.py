@@ -190,8 +190,15 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
     base = (base_url or settings.public_base_url).rstrip("/")
     fingerprints = signing_keys(ctx)
     public = _signer(ctx).public_key(fingerprints).decode()
-    apt = settings.publish.apt
-    suite = apt.suite_template.replace("{stage}", stage)
+    distributions = settings.apt_distributions(stage)
+    apt_lines: list[str] = []
+    for d in distributions:
+        if len(distributions) > 1:  # one distribution per pipeline: say whose is which
+            apt_lines.append(f"# pipeline {', '.join(d.pipelines)}")
+        apt_lines.append(
+            f"deb [signed-by=/etc/apt/keyrings/packyard.asc] {base}/repos/apt "
+            f"{d.suite} {d.component}"
+        )
     keyring = "/etc/apt/keyrings/packyard.asc"
     repo = settings.publish.pacman.repo_template.replace("{stage}", stage)
     return ClientConfig(
@@ -202,7 +209,7 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
             "sudo install -d -m 0755 /etc/apt/keyrings\n"
             f"curl -fsSL {base}/repos/keys/packyard.asc | sudo tee {keyring} >/dev/null"
         ),
-        apt_sources=(f"deb [signed-by={keyring}] {base}/repos/apt {suite} {apt.component}"),
+        apt_sources="\n".join(apt_lines),
         dnf_repo=(
             f"[packyard-{stage}]\n"
             f"name=Packyard {stage}\n"

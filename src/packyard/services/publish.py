@@ -251,6 +251,7 @@ class Item(NamedTuple):
     version: str
     arch: str | None
     size: int
+    pipeline: str = ""
     filename: str = ""
     fields: Mapping[str, Any] = _NO_FIELDS
     relations: Mapping[str, list[str]] = _NO_FIELDS
@@ -271,8 +272,10 @@ class Item(NamedTuple):
         )
 
     @classmethod
-    def row(cls, r: ChannelRow) -> Item:
-        return cls(*r[:7])
+    def row(cls, r: ChannelRow, pipelines: Mapping[str, str], default: str) -> Item:
+        """From a channel row; ``pipelines`` (package -> pipeline) and ``default`` resolve
+        packages without a pipeline of their own, as services.packages does."""
+        return cls(*r[:7], r[9] or pipelines.get(r[8], default))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -504,7 +507,8 @@ def _publish_channel(
         rows = ctx.repos.artifacts.channel_rows(
             channel.stage, formats=CHANNEL_FORMATS[channel.format], kind=kind, content=full
         )
-        items = _keep_latest(ctx, channel, [Item.row(r) for r in rows])
+        assigned, default = ctx.settings.package_pipelines, ctx.settings.default_pipeline
+        items = _keep_latest(ctx, channel, [Item.row(r, assigned, default) for r in rows])
         kept = {i.id for i in items} if len(items) != len(rows) else None
         contents: dict[int, str | bytes] = {}
         if full and not recompute:
@@ -802,40 +806,47 @@ class AptBuilder:
         sign: Signing,
     ) -> Assembled:
         apt = ctx.settings.publish.apt
-        suite = apt.suite_template.replace("{stage}", channel.stage)
         out = Assembled()
-        index_files: list[apt_repo.IndexFile] = []
-        prefix = f"dists/{suite}/"
-        for arch in apt.architectures:
-            path = f"{apt.component}/binary-{arch}/Packages"
-            # arch "all" packages are listed in every architecture's index.
-            members = [i.id for i in items if (i.arch or "all") in (arch, "all")]
-            document = entries.blocks.document("Packages", members)
-            for suffix, variant in document.variants().items():
-                index_files.append(
-                    apt_repo.IndexFile(
-                        path=path + suffix, size=len(variant.data), sha256=variant.sha256
-                    )
-                )
-                out.add(prefix + path + suffix, variant)
-                out.add(prefix + apt_repo.by_hash_path(path + suffix, variant.sha256), variant)
+        # One dists/<suite>/ per distinct pipeline distribution (settings.apt_distributions);
+        # each package goes to its pipeline's. The pool is shared.
+        distributions = ctx.settings.apt_distributions(channel.stage)
+        by_pipeline = {p: d for d in distributions for p in d.pipelines}
+        members: dict[str, list[Item]] = {d.suite: [] for d in distributions}
+        for item in items:
+            members[by_pipeline.get(item.pipeline, distributions[0]).suite].append(item)
         now = datetime.now(UTC).replace(microsecond=0)
-        release = apt_repo.release_file(
-            origin=apt.origin,
-            label=apt.label,
-            suite=suite,
-            codename=suite,
-            architectures=apt.architectures,
-            components=[apt.component],
-            description=f"Packyard {channel.stage} channel",
-            date=now,
-            valid_until=now + timedelta(days=apt.valid_days) if apt.valid_days else None,
-            files=index_files,
-            sections=("SHA256",),
-        ).encode()
-        out.files[prefix + "Release"] = release
-        out.files[prefix + "InRelease"] = sign.clearsign(release)
-        out.files[prefix + "Release.gpg"] = sign.detach(release, armor=True)
+        for dist in distributions:
+            prefix = f"dists/{dist.suite}/"
+            index_files: list[apt_repo.IndexFile] = []
+            for arch in dist.architectures:
+                path = f"{dist.component}/binary-{arch}/Packages"
+                # arch "all" packages are listed in every architecture's index.
+                ids = [i.id for i in members[dist.suite] if (i.arch or "all") in (arch, "all")]
+                document = entries.blocks.document("Packages", ids)
+                for suffix, variant in document.variants().items():
+                    index_files.append(
+                        apt_repo.IndexFile(
+                            path=path + suffix, size=len(variant.data), sha256=variant.sha256
+                        )
+                    )
+                    out.add(prefix + path + suffix, variant)
+                    out.add(prefix + apt_repo.by_hash_path(path + suffix, variant.sha256), variant)
+            release = apt_repo.release_file(
+                origin=apt.origin,
+                label=apt.label,
+                suite=dist.suite,
+                codename=dist.codename,
+                architectures=dist.architectures,
+                components=[dist.component],
+                description=f"Packyard {channel.stage} channel",
+                date=now,
+                valid_until=now + timedelta(days=apt.valid_days) if apt.valid_days else None,
+                files=index_files,
+                sections=("SHA256",),
+            ).encode()
+            out.files[prefix + "Release"] = release
+            out.files[prefix + "InRelease"] = sign.clearsign(release)
+            out.files[prefix + "Release.gpg"] = sign.detach(release, armor=True)
         out.pool_json = _pool_json(
             entries.blocks.document("pool", [i.id for i in items], compress=False)
         )

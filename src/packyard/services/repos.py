@@ -8,7 +8,8 @@ Release named.
 
 URL layout (the ``packyard keys show`` lines point here):
 
-- ``apt/dists/<suite>/...``, ``apt/pool/...`` — one apt repository, a suite per stage
+- ``apt/dists/<suite>/...``, ``apt/pool/...`` — one apt repository, a suite per stage (and
+  per pipeline with its own [pipelines.<name>.apt] suite)
 - ``dnf/<stage>/repodata/...``, ``dnf/<stage>/Packages/...``
 - ``pacman/<stage>/<arch>/<repo>.db`` (+ ``.files``, ``.sig``, packages and their ``.sig``)
 - ``packet/<stage>/index.json`` (+ ``.asc``), ``packet/<stage>/files/...``
@@ -115,11 +116,7 @@ class RepoResolver:
 
     def _apt(self, parts: list[str], path: str) -> RepoFile:
         if parts[0] == "dists" and len(parts) >= 3:
-            suites = {
-                self.settings.publish.apt.suite_template.replace("{stage}", s): s
-                for s in self._stages()
-            }
-            stage = suites.get(parts[1])
+            stage = self.settings.apt_suites().get(parts[1])
             if stage is not None:
                 found = self._snapshot_file("apt", stage, path)
                 if found is None and "/by-hash/" in path:

@@ -142,7 +142,8 @@ def _job(j: Job) -> JobOut:
 def _channel_url(runtime: Runtime, fmt: str, stage: str) -> str:
     base = runtime.settings.public_base_url
     if fmt == "apt":
-        return f"{base}/repos/apt/dists/{runtime.settings.publish.apt.suite_template.replace('{stage}', stage)}/"
+        suite = runtime.settings.apt_distributions(stage)[0].suite
+        return f"{base}/repos/apt/dists/{suite}/"
     if fmt == "munki":
         return f"{base}/repos/munki/catalogs/{stage}"
     return f"{base}/repos/{fmt}/{stage}/"

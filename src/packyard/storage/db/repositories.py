@@ -396,7 +396,8 @@ class ArtifactRepository:
         must not build 10,000 of them), ordered by name, then id: per active artifact of
         ``formats`` in ``stage`` the tuple ``(id, sha256, format, name, version, arch, size,
         entry)`` where ``entry`` is the UTF-8 text of its index entry of ``kind`` as bytes (with
-        ``content``), or just whether it exists (its artifact id, or None)."""
+        ``content``), or just whether it exists (its artifact id, or None); then the package's
+        name and its assigned pipeline (None: the configured one)."""
         # The text as a BLOB: bytes, not str - 10,000 entries are not decoded to be re-encoded.
         entry_column = cast(IndexEntry.content, LargeBinary) if content else IndexEntry.artifact_id
         stmt = (
@@ -409,7 +410,10 @@ class ArtifactRepository:
                 Artifact.arch,
                 Artifact.size,
                 entry_column,
+                Package.name,
+                Package.pipeline,
             )
+            .join(Package, Package.id == Artifact.package_id)
             .join(
                 StageEntry, and_(StageEntry.artifact_id == Artifact.id, StageEntry.stage == stage)
             )
@@ -444,8 +448,9 @@ class ArtifactRepository:
         return {stage: n for stage, n in rows}
 
 
-#: One artifact of a channel: (id, sha256, format, name, version, arch, size, entry or None).
-ChannelRow = tuple[int, str, str, str, str, str | None, int, Any]
+#: One artifact of a channel: (id, sha256, format, name, version, arch, size, entry or None,
+#: package name, package pipeline or None).
+ChannelRow = tuple[int, str, str, str, str, str | None, int, Any, str, str | None]
 
 
 def _insert_for(session: Session) -> Any:
