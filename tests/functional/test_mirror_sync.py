@@ -331,3 +331,50 @@ def test_daemon_follows_promotions_and_backs_off_while_the_server_is_down(
         out, err = daemon.communicate(timeout=30)
     assert "Traceback" not in err, err
     assert "1 files downloaded" in err or "downloaded" in out, out + err
+
+
+def test_on_a_private_server_a_mirror_token_reads_only_its_channels(
+    make_server, tmp_path: Path
+) -> None:
+    # publish.public = false: /repos needs a token, and a mirror's token is limited to the
+    # channels the mirror was created for (least privilege), while a reader sees everything.
+    server: Server = make_server(config={"publish": {"public": False, **CONFIG["publish"]}})
+    in_prod = upload(server, build_deb(tmp_path / "pkgs", name="scope-prod", version="1.0-1"))
+    in_stage = upload(server, build_deb(tmp_path / "pkgs", name="scope-stage", version="1.0-1"))
+    advance(server, [in_prod, in_stage], to="stage")
+    advance(server, [in_prod], to="prod", stages=("prod",))
+    wait_for_publishing(server)
+    token = create_mirror(server, "scoped", "apt/prod")
+
+    def pool_path(name: str) -> str:
+        with server.client() as client:
+            packages = client.get(
+                f"/repos/apt/dists/{'prod' if name == 'scope-prod' else 'stage'}"
+                "/main/binary-amd64/Packages"
+            )
+        assert packages.status_code == 200, packages.text
+        stanza = packages.text.split(f"Package: {name}\n", 1)[1]
+        return "/repos/apt/" + stanza.split("Filename: ", 1)[1].split("\n", 1)[0]
+
+    prod_deb, stage_deb = pool_path("scope-prod"), pool_path("scope-stage")
+    anonymous = httpx.get(f"{server.url}/repos/apt/dists/prod/InRelease", timeout=30)
+    assert anonymous.status_code == 401
+    with httpx.Client(base_url=server.url, auth=("mirror", token), timeout=30) as mirror:
+        assert mirror.get("/repos/apt/dists/prod/InRelease").status_code == 200
+        assert mirror.get(prod_deb).status_code == 200
+        for outside in (
+            "/repos/apt/dists/stage/InRelease",
+            stage_deb,  # in apt/stage only
+            "/repos/dnf/prod/repodata/repomd.xml",
+            "/repos/pacman/prod/x86_64/packyard-prod.db",
+        ):
+            assert mirror.get(outside).status_code == 404, outside
+    with httpx.Client(base_url=server.url, auth=("me", server.token), timeout=30) as reader:
+        assert reader.get("/repos/apt/dists/stage/InRelease").status_code == 200
+        assert reader.get(stage_deb).status_code == 200
+
+    synced = mirror_sync(server, tmp_path / "mirror", token)
+    assert synced.returncode == 0, synced.stderr
+    served = tree_digest(tmp_path / "mirror")
+    assert any(p.startswith("apt/dists/prod/") for p in served)
+    assert not any(p.startswith(("apt/dists/stage/", "dnf/")) for p in served)

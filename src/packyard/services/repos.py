@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -76,9 +77,14 @@ class RepoResolver:
         self.store = store
         self._manifests: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._suites = settings.apt_suites()
 
-    def _stages(self) -> list[str]:
-        return self.settings.stage_names()
+    def _stages(self, fmt: str, channels: Collection[str] | None) -> list[str]:
+        """The stages of ``fmt`` a caller may read: all, or those of its ``channels``."""
+        stages = self.settings.stage_names()
+        if channels is None:
+            return stages
+        return [s for s in stages if f"{fmt}/{s}" in channels]
 
     def _manifest(self, fmt: str, stage: str) -> dict[str, Any] | None:
         snapshot = self.store.current(fmt, stage)
@@ -97,27 +103,26 @@ class RepoResolver:
                 self._manifests[key] = cached
         return cached
 
-    def resolve(self, fmt: str, path: str) -> RepoFile:
+    def resolve(self, fmt: str, path: str, *, channels: Collection[str] | None = None) -> RepoFile:
+        """The file at ``/repos/<fmt>/<path>``; with ``channels`` (a mirror's scope, e.g.
+        ``{"apt/prod"}``), only files of those channels are found."""
         parts = [p for p in path.split("/") if p]
         if not parts or any(p in {".", ".."} for p in parts):
             raise self._missing(fmt, path)
+        stages = self._stages(fmt, channels)
         if fmt == "apt":
-            return self._apt(parts, path)
+            return self._apt(parts, path, stages)
         if fmt == "munki":
-            return self._munki(parts, path)
-        if (
-            fmt in {"dnf", "pacman", "packet", "files"}
-            and len(parts) >= 2
-            and parts[0] in self._stages()
-        ):
+            return self._munki(parts, path, stages)
+        if fmt in {"dnf", "pacman", "packet", "files"} and len(parts) >= 2 and parts[0] in stages:
             stage, rel = parts[0], "/".join(parts[1:])
             return self._snapshot_or_pool(fmt, [stage], rel, rel) or self._raise(fmt, path)
         raise self._missing(fmt, path)
 
-    def _apt(self, parts: list[str], path: str) -> RepoFile:
+    def _apt(self, parts: list[str], path: str, stages: list[str]) -> RepoFile:
         if parts[0] == "dists" and len(parts) >= 3:
-            stage = self.settings.apt_suites().get(parts[1])
-            if stage is not None:
+            stage = self._suites.get(parts[1])
+            if stage is not None and stage in stages:
                 found = self._snapshot_file("apt", stage, path)
                 if found is None and "/by-hash/" in path:
                     for snapshot in reversed(self.store.snapshots("apt", stage)):
@@ -127,23 +132,22 @@ class RepoResolver:
                 if found:
                     return found
         if parts[0] == "pool":
-            pooled = self._pool("apt", self._stages(), path)
+            pooled = self._pool("apt", stages, path)
             if pooled:
                 return pooled
         raise self._missing("apt", path)
 
-    def _munki(self, parts: list[str], path: str) -> RepoFile:
+    def _munki(self, parts: list[str], path: str, stages: list[str]) -> RepoFile:
         if parts[0] == "catalogs" and len(parts) == 2:
             name = parts[1]
-            stage = (
-                name if name in self._stages() else self.settings.publish.munki.catalogs.get(name)
-            )
-            if stage:
+            all_stages = self.settings.stage_names()
+            stage = name if name in all_stages else self.settings.publish.munki.catalogs.get(name)
+            if stage and stage in stages:
                 found = self._snapshot_file("munki", stage, f"catalogs/{stage}")
                 if found:
                     return found
         if parts[0] == "pkgs" and len(parts) >= 2:
-            pooled = self._pool("munki", self._stages(), "/".join(parts[1:]))
+            pooled = self._pool("munki", stages, "/".join(parts[1:]))
             if pooled:
                 return pooled
         raise self._missing("munki", path)

@@ -16,9 +16,10 @@ from fastapi.responses import FileResponse, Response
 
 from packyard.api.deps import get_runtime
 from packyard.bootstrap import Runtime
-from packyard.domain.auth import Action
+from packyard.domain.auth import Action, Role
 from packyard.domain.errors import NotAuthenticated, NotAuthorized
 from packyard.services.keys import signing_keys
+from packyard.services.mirrors import mirror_for
 from packyard.services.repos import RepoFile, RepoResolver
 from packyard.services.users import authenticate_token
 
@@ -35,9 +36,11 @@ def _resolver(request: Request, runtime: Runtime) -> RepoResolver:
     return resolver
 
 
-def _check_access(request: Request, runtime: Runtime) -> None:
+def _check_access(request: Request, runtime: Runtime) -> frozenset[str] | None:
+    """Authenticate a reader when ``publish.public`` is false; returns the channels a mirror's
+    token is limited to (None: every channel)."""
     if runtime.settings.publish.public:
-        return
+        return None
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     token = value.strip()
@@ -53,8 +56,13 @@ def _check_access(request: Request, runtime: Runtime) -> None:
         )
     with runtime.context() as ctx:
         principal = authenticate_token(ctx, token)
-    if not (principal.can(Action.READ) or principal.can(Action.MIRROR_SYNC)):
-        raise NotAuthorized("this credential may not read repositories", hint="ask an admin")
+        if not (principal.can(Action.READ) or principal.can(Action.MIRROR_SYNC)):
+            raise NotAuthorized("this credential may not read repositories", hint="ask an admin")
+        if principal.role is Role.MIRROR:
+            # Least privilege: a mirror reads the channels it was created for, nothing else.
+            channels = mirror_for(ctx, principal).channels
+            return frozenset(channels) if channels is not None else None
+    return None
 
 
 def _respond(request: Request, runtime: Runtime, found: RepoFile) -> Response:
@@ -116,5 +124,7 @@ def public_keyring(request: Request, runtime: Runtime = Depends(get_runtime)) ->
 def repo_file(
     fmt: str, path: str, request: Request, runtime: Runtime = Depends(get_runtime)
 ) -> Response:
-    _check_access(request, runtime)
-    return _respond(request, runtime, _resolver(request, runtime).resolve(fmt, path))
+    channels = _check_access(request, runtime)
+    return _respond(
+        request, runtime, _resolver(request, runtime).resolve(fmt, path, channels=channels)
+    )
