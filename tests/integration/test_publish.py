@@ -194,3 +194,32 @@ def test_snapshots_share_unchanged_files_and_pruning_frees_the_rest(
     orphans = [p.name for p in objects.iterdir() if p.stat().st_nlink == 1]
     assert orphans == []
     assert not first.exists()
+
+
+def test_gc_prunes_index_blocks_unused_for_a_month(make_runtime: Callable[..., Runtime]) -> None:
+    import os
+    import time
+
+    from packyard.services.maintenance import prune_index_cache
+
+    runtime = _ready(make_runtime, publish={"block_entries": 4})
+    _many_debs(runtime, 12)
+    publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    files = _apt_files(runtime)
+    assert runtime.publications is not None
+    cache = runtime.publications.root / ".cache"  # type: ignore[attr-defined]
+    records = [p for p in cache.rglob("*") if p.is_file()]
+    assert records
+    with runtime.context() as ctx:
+        assert prune_index_cache(ctx, dry_run=False) == (0, 0)  # all fresh
+        old = time.time() - 40 * 86400
+        for path in records[: len(records) // 2]:
+            os.utime(path, (old, old))
+        count, size = prune_index_cache(ctx, dry_run=True)
+        assert count == len(records) // 2 and size > 0
+        assert all(p.exists() for p in records)  # a dry run deletes nothing
+        assert prune_index_cache(ctx, dry_run=False) == (count, size)
+    assert sum(1 for p in cache.rglob("*") if p.is_file()) == len(records) - count
+    [again] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    assert again.rebuilt_blocks >= 1  # what was pruned is rebuilt, the index is the same
+    assert _apt_files(runtime) == files

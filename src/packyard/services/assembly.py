@@ -49,6 +49,19 @@ from packyard.services.ports import PublicationStore
 
 __all__ = ["BlockAssembler", "Document", "Variant"]
 
+_hashers: dict[int, ThreadPoolExecutor] = {}
+
+
+def _hasher() -> ThreadPoolExecutor:
+    """One hashing thread per process (a forked child must not inherit a pool whose thread
+    did not survive the fork)."""
+    pid = os.getpid()
+    pool = _hashers.get(pid)
+    if pool is None:
+        pool = _hashers[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pky-hash")
+    return pool
+
+
 #: Rendered parts of entries: artifact id -> {document name: bytes}.
 Loader = Callable[[Sequence[int]], dict[int, dict[str, bytes]]]
 
@@ -145,14 +158,18 @@ class BlockAssembler:
         raw = b"".join(texts)
         if not compress:
             return Document(raw=Variant.of(raw), blocks=len(blocks), rebuilt_blocks=len(todo))
+        # The whole text's sha256 on another core (hashlib and zlib release the GIL) while
+        # this thread takes its CRC-32 and joins the compressed files.
+        raw_digest = _hasher().submit(lambda: hashlib.sha256(raw).hexdigest())
         ends = [
             _small_block(head, xz=xz),
             *(b.packed for b in blocks if b.packed),
             _small_block(tail, xz=xz),
         ]
+        gz = Variant.of(gzip_join(ends, crc32=zlib.crc32(raw), size=len(raw)))
         return Document(
-            raw=Variant.of(raw),
-            gz=Variant.of(gzip_join(ends, crc32=zlib.crc32(raw), size=len(raw))),
+            raw=Variant(data=raw, sha256=raw_digest.result()),
+            gz=gz,
             xz=Variant.of(xz_join(ends)) if xz else None,
             blocks=len(blocks),
             rebuilt_blocks=len(todo),

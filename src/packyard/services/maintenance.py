@@ -25,6 +25,7 @@ __all__ = [
     "SweepReport",
     "apply_gc",
     "plan_gc",
+    "prune_index_cache",
     "scrub",
     "sweep_blobs",
 ]
@@ -139,6 +140,20 @@ def sweep_blobs(
             older_than_seconds=ctx.settings.retention.tmp_max_age_hours * 3600
         )
     return SweepReport(blobs=orphans, bytes=total, temp_files=temp)
+
+
+#: Cached index blocks unused for this long are deleted by gc (publishing rebuilds them).
+INDEX_CACHE_MAX_AGE_SECONDS = 30 * 86400.0
+
+
+def prune_index_cache(
+    ctx: Context, *, dry_run: bool, older_than_seconds: float = INDEX_CACHE_MAX_AGE_SECONDS
+) -> tuple[int, int]:
+    """Delete compressed index blocks (services/assembly.py) unused for a month: (files, bytes).
+    Blocks are derived data; one still needed is rebuilt by the next publish."""
+    if ctx.publications is None:
+        return 0, 0
+    return ctx.publications.cache_prune(older_than_seconds=older_than_seconds, dry_run=dry_run)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -194,6 +194,10 @@ class PublicationStore(Protocol):
 
     def cache_put(self, key: str, data: bytes) -> None: ...
 
+    def cache_prune(self, *, older_than_seconds: float, dry_run: bool = False) -> tuple[int, int]:
+        """Delete blocks unused for that long; (files, bytes)."""
+        ...
+
     def cache_clear(self) -> None: ...
 
 

@@ -275,7 +275,7 @@ class Item(NamedTuple):
     def row(cls, r: ChannelRow, pipelines: Mapping[str, str], default: str) -> Item:
         """From a channel row; ``pipelines`` (package -> pipeline) and ``default`` resolve
         packages without a pipeline of their own, as services.packages does."""
-        return cls(*r[:7], r[9] or pipelines.get(r[8], default))
+        return cls(*r[:7], r[9] or (pipelines.get(r[8], default) if r[8] else default))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -505,7 +505,13 @@ def _publish_channel(
             f":{signing.primary}" if builder.format in ("dnf", "pacman") else ""
         )
         rows = ctx.repos.artifacts.channel_rows(
-            channel.stage, formats=CHANNEL_FORMATS[channel.format], kind=kind, content=full
+            channel.stage,
+            formats=CHANNEL_FORMATS[channel.format],
+            kind=kind,
+            content=full,
+            # Only apt channels with a distribution per pipeline need each package's pipeline.
+            with_pipeline=channel.format == "apt"
+            and len(ctx.settings.apt_distributions(channel.stage)) > 1,
         )
         assigned, default = ctx.settings.package_pipelines, ctx.settings.default_pipeline
         items = _keep_latest(ctx, channel, [Item.row(r, assigned, default) for r in rows])

@@ -21,10 +21,12 @@ Not handled: remote stores (S3 pushes copy finished snapshots elsewhere).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -197,6 +199,33 @@ class LocalPublicationStore:
         tmp = folder / f".{_safe_name(key)}.{os.getpid()}.{os.urandom(4).hex()}"
         tmp.write_bytes(_crc(data) + data)
         os.replace(tmp, folder / key)
+
+    def cache_prune(self, *, older_than_seconds: float, dry_run: bool = False) -> tuple[int, int]:
+        """Delete cached blocks not read or written for ``older_than_seconds`` (by the later
+        of atime and mtime: with ``relatime`` mounts a read refreshes atime at most daily; with
+        ``noatime`` a block still in use is rebuilt by the next publish that needs it).
+        Returns (files, bytes)."""
+        cutoff = time.time() - older_than_seconds
+        files = size = 0
+        root = Path(self._cache_root)
+        if not root.is_dir():
+            return 0, 0
+        for folder in root.iterdir():
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if max(st.st_atime, st.st_mtime) >= cutoff:
+                    continue
+                files += 1
+                size += st.st_size
+                if not dry_run:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+        return files, size
 
     def cache_clear(self) -> None:
         """Forget every cached block (a recompute of every entry)."""

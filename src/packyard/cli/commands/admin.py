@@ -21,7 +21,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Apply retention: keep the newest N failed/deprecated per package, drop unreferenced blobs."""
         from packyard.cli.commands.server import _local_runtime
-        from packyard.services.maintenance import apply_gc, plan_gc, sweep_blobs
+        from packyard.services.maintenance import (
+            apply_gc,
+            plan_gc,
+            prune_index_cache,
+            sweep_blobs,
+        )
 
         runtime = _local_runtime(data_dir, config)
         with runtime.context() as ctx:
@@ -41,12 +46,18 @@ def register(app: typer.Typer) -> None:
                 deleted = apply_gc(ctx, plan)
         with runtime.context() as ctx:
             sweep = sweep_blobs(ctx, dry_run=dry_run)
+            cache_files, cache_bytes = prune_index_cache(ctx, dry_run=dry_run)
         verb = "would delete" if dry_run else "deleted"
         console.print(
             f"gc {verb} {len(plan.artifacts) if dry_run else deleted} artifacts "
             f"({human_size(plan.bytes)}) and {len(sweep.blobs)} unreferenced blobs "
             f"({human_size(sweep.bytes)})"
             + (f", removed {sweep.temp_files} abandoned uploads" if sweep.temp_files else "")
+            + (
+                f", {cache_files} index blocks unused for 30 days ({human_size(cache_bytes)})"
+                if cache_files
+                else ""
+            )
             + "."
         )
         runtime.close()
