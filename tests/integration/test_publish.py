@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import lzma
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.integration.conftest import events, upload_bytes
 
@@ -126,6 +127,18 @@ def _apt_files(runtime: Runtime) -> dict[str, bytes]:
     return out
 
 
+def _published_in_blocks(
+    make_runtime: Callable[..., Runtime],
+) -> tuple[Runtime, dict[str, bytes], Path]:
+    """12 debs in ci published in blocks of 4: the runtime, the apt index files, the cache."""
+    runtime = _ready(make_runtime, publish={"block_entries": 4})
+    _many_debs(runtime, 12)
+    publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    assert runtime.publications is not None
+    cache: Path = runtime.publications.root / ".cache"  # type: ignore[attr-defined]
+    return runtime, _apt_files(runtime), cache
+
+
 def test_an_incremental_publish_rebuilds_only_the_blocks_that_changed(
     make_runtime: Callable[..., Runtime],
 ) -> None:
@@ -153,12 +166,7 @@ def test_an_incremental_publish_rebuilds_only_the_blocks_that_changed(
 def test_a_damaged_block_cache_is_ignored_not_published(
     make_runtime: Callable[..., Runtime],
 ) -> None:
-    runtime = _ready(make_runtime, publish={"block_entries": 4})
-    _many_debs(runtime, 12)
-    publish.publish(runtime.context, stages=["ci"], formats=["apt"])
-    files = _apt_files(runtime)
-    assert runtime.publications is not None
-    cache = runtime.publications.root / ".cache"  # type: ignore[attr-defined]
+    runtime, files, cache = _published_in_blocks(make_runtime)
     damaged = 0
     for path in cache.rglob("*"):
         if path.is_file():
@@ -202,12 +210,7 @@ def test_gc_prunes_index_blocks_unused_for_a_month(make_runtime: Callable[..., R
 
     from packyard.services.maintenance import prune_index_cache
 
-    runtime = _ready(make_runtime, publish={"block_entries": 4})
-    _many_debs(runtime, 12)
-    publish.publish(runtime.context, stages=["ci"], formats=["apt"])
-    files = _apt_files(runtime)
-    assert runtime.publications is not None
-    cache = runtime.publications.root / ".cache"  # type: ignore[attr-defined]
+    runtime, files, cache = _published_in_blocks(make_runtime)
     records = [p for p in cache.rglob("*") if p.is_file()]
     assert records
     with runtime.context() as ctx:
