@@ -537,6 +537,9 @@ def _publish_channel(
             for c in computed.values():
                 if c.derived is not None:
                     ctx.repos.publishing.add_derived(c.derived)
+        # The collector is off while publishing (_no_gc_pauses); the ORM objects of the
+        # computed artifacts are cyclic garbage now: collect the young generation once.
+        gc.collect(0)
     contents.update({i: c.content for i, c in computed.items()})
     with uow() as ctx:
         entries = Entries(
