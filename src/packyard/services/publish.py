@@ -645,13 +645,15 @@ def _compute(ctx: Context, builder: Builder, item: Item, *, signing: Signing) ->
         return builder.compute(ctx, item, Path(tmp.name), signing=signing)
 
 
+_KEPT_STATUSES = ("current", "superseded", "rolled_back")
+
+
 def _prune(uow: UnitOfWork, *, channel: Channel, keep: int) -> None:
     with uow(write=True) as ctx:
-        rows = [
-            p
-            for p in ctx.repos.publishing.publications(channel=channel.name, limit=1000)
-            if p.status in ("current", "superseded", "rolled_back")
-        ]
+        # Only kept snapshots (pruned rows stay as history but are not loaded here).
+        rows = ctx.repos.publishing.publications(
+            channel=channel.name, statuses=_KEPT_STATUSES, limit=1000
+        )
         store = ctx.publications
         assert store is not None
         live = store.current(channel.format, channel.stage)
