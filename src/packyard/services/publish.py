@@ -27,12 +27,14 @@ import base64
 import gc
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -525,9 +527,7 @@ def _publish_channel(
         settings = ctx.settings
     computed: dict[int, Computed] = {}
     if missing_ids:
-        with uow() as ctx:  # read-only: blobs and derived blobs are read, rows come after
-            for artifact in sorted(ctx.repos.artifacts.by_ids(missing_ids), key=lambda a: a.id):
-                computed[artifact.id] = _compute(ctx, builder, Item.of(artifact), signing=signing)
+        computed = _compute_all(uow, builder, missing_ids, signing=signing)
         with uow(write=True) as ctx:
             texts = {(i, kind): c.content for i, c in computed.items()}
             if recompute:
@@ -633,6 +633,32 @@ def _keep_latest(ctx: Context, channel: Channel, items: list[Item]) -> list[Item
         group.sort(key=lambda i: version_sort_key(i.format, i.version), reverse=True)
         kept.extend(group[:keep])
     return sorted(kept, key=lambda i: (i.name, i.id))
+
+
+#: Builders whose entries wait on a subprocess per artifact (rpmsign), computed on a thread
+#: per core; the others are CPU-bound Python, which threads would only slow down.
+_PARALLEL_COMPUTE = frozenset({"dnf"})
+
+
+def _compute_all(
+    uow: UnitOfWork, builder: Builder, ids: list[int], *, signing: Signing
+) -> dict[int, Computed]:
+    """Compute the entries of ``ids``; read-only transactions (blobs and derived blobs are
+    read, rows are written after)."""
+
+    def run(chunk: list[int]) -> dict[int, Computed]:
+        out: dict[int, Computed] = {}
+        with uow() as ctx:
+            for artifact in sorted(ctx.repos.artifacts.by_ids(chunk), key=lambda a: a.id):
+                out[artifact.id] = _compute(ctx, builder, Item.of(artifact), signing=signing)
+        return out
+
+    workers = min(os.cpu_count() or 1, 8, len(ids))
+    if builder.format not in _PARALLEL_COMPUTE or workers == 1:
+        return run(ids)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pky-compute") as pool:
+        results = list(pool.map(run, [ids[i::workers] for i in range(workers)]))
+    return {k: v for part in results for k, v in part.items()}
 
 
 def _compute(ctx: Context, builder: Builder, item: Item, *, signing: Signing) -> Computed:
