@@ -33,7 +33,7 @@ import hashlib
 import os
 import struct
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -62,8 +62,9 @@ def _hasher() -> ThreadPoolExecutor:
     return pool
 
 
-#: Rendered parts of entries: artifact id -> {document name: bytes}.
-Loader = Callable[[Sequence[int]], dict[int, dict[str, bytes]]]
+#: Rendered parts of entries: artifact id -> a sequence of parts; ``BlockAssembler.layout``
+#: names the index of each document's part (a tuple per entry, not a dict: 10,000 per publish).
+Loader = Callable[[Sequence[int]], dict[int, Sequence[bytes]]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,9 +115,11 @@ class BlockAssembler:
     store: PublicationStore
     kind: str
     load: Loader
+    #: document name -> index of its part in what ``load`` returns per entry.
+    layout: Mapping[str, int]
     target: int = 64
     rebuild: bool = False
-    _parts: dict[int, dict[str, bytes]] = field(default_factory=dict)
+    _parts: dict[int, Sequence[bytes]] = field(default_factory=dict)
     #: Blocks whose entries had to be rendered, over every document (for the log).
     rendered_blocks: int = 0
 
@@ -131,7 +134,8 @@ class BlockAssembler:
         xz: bool = True,
     ) -> Document:
         """The document ``name`` of the entries ``ids`` (in this order) between head and tail,
-        plain, gzip'd and (with ``xz``) xz'd; ``compress=False`` makes the plain text only."""
+        plain, gzip'd and (with ``xz``) xz'd; ``compress=False`` makes the plain text only,
+        without a digest (it is part of another file)."""
         # A rebuild neither reads nor writes membership records: no keys to compute.
         blocks = [
             _Block(
@@ -157,7 +161,10 @@ class BlockAssembler:
         texts = [head, *(b.text or b"" for b in blocks), tail]
         raw = b"".join(texts)
         if not compress:
-            return Document(raw=Variant.of(raw), blocks=len(blocks), rebuilt_blocks=len(todo))
+            # Parts of other files (a manifest's pool map, a JSON index's items): no digest.
+            return Document(
+                raw=Variant(data=raw, sha256=""), blocks=len(blocks), rebuilt_blocks=len(todo)
+            )
         # The whole text's sha256 on another core (hashlib and zlib release the GIL) while
         # this thread takes its CRC-32 and joins the compressed files.
         raw_digest = _hasher().submit(lambda: hashlib.sha256(raw).hexdigest())
@@ -217,8 +224,9 @@ class BlockAssembler:
         need = [i for b in blocks for i in b.ids if i not in self._parts]
         if need:
             self._parts.update(self.load(need))
+        index = self.layout[name]
         for block in blocks:
-            block.text = b"".join([self._parts[i][name] for i in block.ids])
+            block.text = b"".join([self._parts[i][index] for i in block.ids])
             block.content = self._content_key(name, block.text)
             if compress:
                 block.packed = self._packed(block.content)

@@ -345,7 +345,8 @@ class Entries:
         *,
         kind: str,
         contents: dict[int, str | bytes],
-        parts: Callable[[str | bytes], dict[str, bytes]] | None,
+        parts: Callable[[str | bytes], Sequence[bytes]] | None,
+        layout: Mapping[str, int],
         rebuild: bool,
     ) -> None:
         self._ctx = ctx
@@ -358,6 +359,7 @@ class Entries:
             store=store,
             kind=kind,
             load=self._load_parts,
+            layout=layout,
             target=ctx.settings.publish.block_entries,
             rebuild=rebuild,
         )
@@ -377,7 +379,7 @@ class Entries:
         texts = self.content([i.id for i in items])
         return [(i, json.loads(texts[i.id])) for i in items]
 
-    def _load_parts(self, ids: Sequence[int]) -> dict[int, dict[str, bytes]]:
+    def _load_parts(self, ids: Sequence[int]) -> dict[int, Sequence[bytes]]:
         assert self._parts is not None
         return {i: self._parts(text) for i, text in self.content(ids).items()}
 
@@ -547,6 +549,7 @@ def _publish_channel(
             kind=kind,
             contents=contents,
             parts=getattr(builder, "parts", None),
+            layout=getattr(builder, "layout", {}),
             rebuild=full,
         )
         assembled = builder.build(ctx, channel=channel, items=items, entries=entries, sign=signing)
@@ -794,14 +797,17 @@ def _with_by_hash(
 class AptBuilder:
     """apt: ``dists/<suite>/<component>/binary-<arch>/Packages{,.gz,.xz}`` from cached blocks.
 
-    An entry is ``<pool map fragment>\n<stanza>\n`` (plain text, no JSON to decode: a full
-    publish of 10,000 packages reads and splits 10,000 of them).
+    An entry is ``,<pool map fragment>\n<stanza>\n`` (plain text, no JSON to decode: a full
+    publish of 10,000 packages reads and splits 10,000 of them, each with one partition).
     """
 
     format = "apt"
 
+    #: ``parts`` is ``content.partition(b"\n")``: the pool fragment, the newline, the stanza.
+    layout: Mapping[str, int] = MappingProxyType({"pool": 0, "Packages": 2})
+
     def entry_kind(self, ctx: Context) -> str:
-        return f"apt:{ctx.settings.publish.apt.component}:v2"
+        return f"apt:{ctx.settings.publish.apt.component}:v3"
 
     def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         control = str(item.fields.get("control") or "")
@@ -825,13 +831,11 @@ class AptBuilder:
         if not stanza.strip():
             raise InvalidRequest(f"{item.filename} has an empty control paragraph")
         stanza = stanza if stanza.endswith("\n") else stanza + "\n"
-        return Computed(content=f"{_pool_fragment(pool, item)}\n{stanza}\n")
+        return Computed(content=f",{_pool_fragment(pool, item)}\n{stanza}\n")
 
     @staticmethod
-    def parts(text: str | bytes) -> dict[str, bytes]:
-        data = text.encode() if isinstance(text, str) else text
-        fragment, _, stanza = data.partition(b"\n")
-        return {"Packages": stanza, "pool": b"," + fragment}
+    def parts(text: str | bytes) -> Sequence[bytes]:
+        return (text.encode() if isinstance(text, str) else text).partition(b"\n")
 
     def build(
         self,
@@ -950,15 +954,19 @@ class DnfBuilder:
         )
         return Computed(content=content, derived=derived)
 
+    layout: Mapping[str, int] = MappingProxyType(
+        {**{kind: i for i, kind in enumerate(rpm_repo.DOCUMENTS)}, "pool": len(rpm_repo.DOCUMENTS)}
+    )
+
     @staticmethod
-    def parts(text: str | bytes) -> dict[str, bytes]:
+    def parts(text: str | bytes) -> Sequence[bytes]:
         e = json.loads(text)
         spec = json.dumps({"sha256": e["blob"], "size": e["size"]}, separators=(",", ":"))
-        out = {"pool": f",{json.dumps(e['location'])}:{spec}".encode()}
-        for kind in rpm_repo.DOCUMENTS:
-            chunk = e[kind]
-            out[kind] = (chunk if chunk.endswith("\n") else chunk + "\n").encode()
-        return out
+        chunks = [
+            (chunk if chunk.endswith("\n") else chunk + "\n").encode()
+            for chunk in (e[kind] for kind in rpm_repo.DOCUMENTS)
+        ]
+        return (*chunks, f",{json.dumps(e['location'])}:{spec}".encode())
 
     def build(
         self,
@@ -1113,15 +1121,18 @@ def _json_entry(entry: dict[str, Any]) -> Computed:
     return Computed(content=json.dumps(entry))
 
 
-def _json_parts(text: str | bytes) -> dict[str, bytes]:
+_JSON_LAYOUT: Mapping[str, int] = MappingProxyType({"items": 0, "pool": 1})
+
+
+def _json_parts(text: str | bytes) -> Sequence[bytes]:
     """A packet/file entry as the parts of a JSON index: its item and its pool fragment."""
     e = json.loads(text)
     item = e["item"]
     spec = json.dumps({"sha256": item["sha256"], "size": item["size"]}, separators=(",", ":"))
-    return {
-        "items": b",\n" + index_common.json_index_item(item),
-        "pool": f",{json.dumps(e['path'])}:{spec}".encode(),
-    }
+    return (
+        b",\n" + index_common.json_index_item(item),
+        f",{json.dumps(e['path'])}:{spec}".encode(),
+    )
 
 
 def _json_channel(
@@ -1147,6 +1158,7 @@ def _json_channel(
 class PacketBuilder:
     format = "packet"
     parts = staticmethod(_json_parts)
+    layout = _JSON_LAYOUT
 
     def entry_kind(self, ctx: Context) -> str:
         return "packet"
@@ -1183,6 +1195,7 @@ class PacketBuilder:
 class FilesBuilder:
     format = "files"
     parts = staticmethod(_json_parts)
+    layout = _JSON_LAYOUT
 
     def entry_kind(self, ctx: Context) -> str:
         return "files"
