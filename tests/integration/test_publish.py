@@ -226,3 +226,59 @@ def test_gc_prunes_index_blocks_unused_for_a_month(make_runtime: Callable[..., R
     [again] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
     assert again.rebuilt_blocks >= 1  # what was pruned is rebuilt, the index is the same
     assert _apt_files(runtime) == files
+
+
+def _dnf_primary(runtime: Runtime) -> bytes:
+    assert runtime.publications is not None
+    repomd = runtime.publications.file("dnf", "ci", "repodata/repomd.xml")
+    assert repomd is not None
+    href = repomd.read_text().split('<data type="primary">', 1)[1].split('href="', 1)[1]
+    path = runtime.publications.file("dnf", "ci", href.split('"', 1)[0])
+    assert path is not None
+    return gzip.decompress(path.read_bytes())
+
+
+def test_dnf_full_and_recompute_reuse_the_signed_rpms_and_resign_a_lost_one(
+    make_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    from tests.pkgbuild import build_rpm
+
+    runtime = _ready(make_runtime)
+    shas = []
+    for name in ("dnf-a", "dnf-b"):
+        rpm = build_rpm(tmp_path / "rpms", name=name, version="1.0")
+        result = upload_bytes(runtime, principal=SYSTEM, data=rpm.read_bytes(), filename=rpm.name)
+        shas.append(result.artifact.sha256)
+        with runtime.context(write=True) as ctx:
+            promotions.promote(ctx, principal=SYSTEM, ref=result.artifact.sha256, stage="ci")
+    [first] = publish.publish(runtime.context, stages=["ci"], formats=["dnf"])
+    assert first.new_entries == 2
+    primary = _dnf_primary(runtime)
+    with runtime.context() as ctx:
+        signed = {
+            d.artifact_id: d.sha256
+            for d in ctx.repos.publishing.derived_many(
+                f"rpm-signed:{first.signed_by[0]}",
+                [
+                    a.id
+                    for a in ctx.repos.artifacts.by_ids(
+                        [ctx.repos.artifacts.by_sha256(s).id for s in shas]  # type: ignore[union-attr]
+                    )
+                ],
+            ).values()
+        }
+    assert len(signed) == 2
+
+    [full] = publish.publish(runtime.context, stages=["ci"], formats=["dnf"], full=True)
+    assert full.new_entries == 0 and _dnf_primary(runtime) == primary
+    [again] = publish.publish(runtime.context, stages=["ci"], formats=["dnf"], recompute=True)
+    assert again.new_entries == 2 and _dnf_primary(runtime) == primary  # same signed copies
+
+    # A signed copy that went missing is made again, and its row follows the new file.
+    lost_id, lost_sha = next(iter(signed.items()))
+    runtime.blobs.delete(lost_sha)
+    publish.publish(runtime.context, stages=["ci"], formats=["dnf"], recompute=True)
+    with runtime.context() as ctx:
+        row = ctx.repos.publishing.derived(lost_id, f"rpm-signed:{first.signed_by[0]}")
+        assert row is not None and runtime.blobs.exists(row.sha256)
+        assert row.sha256 in ctx.repos.publishing.derived_hashes()

@@ -919,40 +919,44 @@ class DnfBuilder:
         assert ctx.signer is not None
         filename = _rpm_filename(item)
         derived_kind = f"rpm-signed:{signing.primary}"
-        derived = ctx.repos.publishing.derived(item.id, derived_kind)
         location = f"Packages/{filename[0].lower()}/{filename}"
-        signed_path = (
-            ctx.blobs.local_path(derived.sha256)
-            if derived is not None and ctx.blobs.exists(derived.sha256)
+        # Plain values, not the ORM row: the entry outlives this read-only transaction.
+        stored = ctx.repos.publishing.derived(item.id, derived_kind)
+        reuse = (
+            (stored.sha256, stored.size)
+            if stored is not None and ctx.blobs.exists(stored.sha256)
             else None
         )
+        new_row: DerivedBlob | None = None
         with tempfile.TemporaryDirectory() as tmp:
-            if derived is None or signed_path is None:
-                signed = Path(tmp) / filename
-                if derived is not None and ctx.blobs.exists(derived.sha256):
-                    with ctx.blobs.open(derived.sha256) as src, signed.open("wb") as dst:
+            signed = Path(tmp) / filename
+            if reuse is not None:
+                sha256, size = reuse
+                local = ctx.blobs.local_path(sha256)
+                if local is None:  # a remote blob store: read it through a temporary copy
+                    with ctx.blobs.open(sha256) as src, signed.open("wb") as dst:
                         shutil.copyfileobj(src, dst)
-                else:
-                    shutil.copyfile(path, signed)
-                    # gpgcheck=1 checks the package's own signature: publish a copy signed with
-                    # our key (the uploaded artifact keeps its bytes and its identity).
-                    ctx.signer.sign_rpm(signed, key=signing.primary)
-                    derived = _store_derived(ctx, item=item, kind=derived_kind, path=signed)
-                signed_path = signed
-            chunks = rpm_chunks(signed_path, location_href=location)
-        blob = {"sha256": derived.sha256, "size": derived.size}
+                    local = signed
+            else:
+                shutil.copyfile(path, signed)
+                # gpgcheck=1 checks the package's own signature: publish a copy signed with
+                # our key (the uploaded artifact keeps its bytes and its identity).
+                ctx.signer.sign_rpm(signed, key=signing.primary)
+                new_row = _store_derived(ctx, item=item, kind=derived_kind, path=signed)
+                sha256, size, local = new_row.sha256, new_row.size, signed
+            chunks = rpm_chunks(local, location_href=location)
         content = json.dumps(
             {
                 "primary": chunks.primary,
                 "filelists": chunks.filelists,
                 "other": chunks.other,
                 "location": location,
-                "blob": derived.sha256,
-                "size": derived.size,
-                "derived": {"kind": derived_kind, **blob},
+                "blob": sha256,
+                "size": size,
+                "derived": {"kind": derived_kind, "sha256": sha256, "size": size},
             }
         )
-        return Computed(content=content, derived=derived)
+        return Computed(content=content, derived=new_row)
 
     layout: Mapping[str, int] = MappingProxyType(
         {**{kind: i for i, kind in enumerate(rpm_repo.DOCUMENTS)}, "pool": len(rpm_repo.DOCUMENTS)}

@@ -417,8 +417,14 @@ class ArtifactRepository:
         ``content``), or just whether it exists (its artifact id, or None); then the package's
         name and its assigned pipeline (None: the configured one), or two Nones without
         ``with_pipeline`` (one join fewer when no caller needs them)."""
-        # The text as a BLOB: bytes, not str - 10,000 entries are not decoded to be re-encoded.
-        entry_column = cast(IndexEntry.content, LargeBinary) if content else IndexEntry.artifact_id
+        # The text as bytes, not str: 10,000 entries are not decoded to be encoded again.
+        # (PostgreSQL's text::bytea cast would read backslashes as escapes: convert_to.)
+        as_bytes = (
+            func.convert_to(IndexEntry.content, "UTF8")
+            if self.session.get_bind().dialect.name == "postgresql"
+            else cast(IndexEntry.content, LargeBinary)
+        )
+        entry_column = as_bytes if content else IndexEntry.artifact_id
         stmt = (
             select(
                 Artifact.id,
@@ -812,17 +818,25 @@ class PublishingRepository:
         return {r.artifact_id: r for r in rows}
 
     def add_derived(self, blob: DerivedBlob) -> None:
+        """Record a derived file; replaces the row of the same artifact and kind (a file made
+        again because the old one was missing must be the one gc keeps)."""
         insert = _insert_for(self.session)
+        stmt = insert(DerivedBlob).values(
+            artifact_id=blob.artifact_id,
+            kind=blob.kind,
+            sha256=blob.sha256,
+            size=blob.size,
+            created_at=blob.created_at,
+        )
         self.session.execute(
-            insert(DerivedBlob)
-            .values(
-                artifact_id=blob.artifact_id,
-                kind=blob.kind,
-                sha256=blob.sha256,
-                size=blob.size,
-                created_at=blob.created_at,
+            stmt.on_conflict_do_update(
+                index_elements=[DerivedBlob.artifact_id, DerivedBlob.kind],
+                set_={
+                    "sha256": stmt.excluded.sha256,
+                    "size": stmt.excluded.size,
+                    "created_at": stmt.excluded.created_at,
+                },
             )
-            .on_conflict_do_nothing()
         )
 
     def derived_hashes(self) -> set[str]:
