@@ -48,8 +48,12 @@ class SnapshotWriter:
         self.root = root
         self.objects = objects
         self.written: dict[str, int] = {}
-        #: Files written here (not links to objects, which were fsynced when made).
+        #: Files to fsync before the snapshot is complete: those written in place, and new
+        #: objects (a temporary name in .objects, hard-linked into the snapshot already).
         self.fresh: list[Path] = []
+        #: New objects: (temporary path, final object path), renamed by ``finish``.
+        self._new_objects: list[tuple[Path, Path]] = []
+        self._pending: dict[str, Path] = {}
 
     def write(self, relpath: str, data: bytes, *, sha256: str | None = None) -> None:
         """Write one file; with an object store, link the stored copy of the same bytes."""
@@ -60,14 +64,58 @@ class SnapshotWriter:
             self.fresh.append(target)
         else:
             digest = sha256 or hashlib.sha256(data).hexdigest()
-            if not _link_object(self.objects, digest, data, target):
-                self.fresh.append(target)
+            self._link(digest, data, target)
         self.written[relpath] = len(data)
 
     def write_manifest(self, manifest: dict[str, Any]) -> bytes:
         data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         self.write(MANIFEST, data)
         return data
+
+    def finish(self) -> None:
+        """Make the snapshot durable: fsync what is new (one journal commit covers them all,
+        so they are written first and synced together), name the new objects, fsync the
+        directories."""
+        for path in self.fresh:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for tmp, obj in self._new_objects:
+            os.replace(tmp, obj)
+        if self._new_objects and self.objects is not None:
+            _fsync_dir(self.objects)
+        for dirpath, _dirs, _files in os.walk(self.root):
+            _fsync_dir(Path(dirpath))
+
+    def abandon(self) -> None:
+        """Remove the temporary objects of a snapshot that failed."""
+        for tmp, _obj in self._new_objects:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _link(self, digest: str, data: bytes, target: Path) -> None:
+        assert self.objects is not None
+        obj = self.objects / _safe_name(digest)
+        pending = self._pending.get(digest)
+        if pending is not None:  # the same bytes twice in this snapshot (apt by-hash)
+            os.link(pending, target)
+            return
+        try:
+            os.link(obj, target)
+            return
+        except FileNotFoundError:
+            pass
+        # A new object: written under a temporary name (gc skips dot files), linked now,
+        # synced and named in finish().
+        self.objects.mkdir(parents=True, exist_ok=True)
+        tmp = self.objects / f".{digest}.{os.getpid()}.{os.urandom(4).hex()}"
+        tmp.write_bytes(data)
+        os.link(tmp, target)
+        self.fresh.append(tmp)
+        self._new_objects.append((tmp, obj))
+        self._pending[digest] = tmp
 
 
 class LocalPublicationStore:
@@ -88,13 +136,14 @@ class LocalPublicationStore:
         final = self.snapshot_dir(fmt, stage, snapshot)
         partial = final.with_name(final.name + ".partial")
         partial.mkdir(parents=True, exist_ok=False)
+        writer = SnapshotWriter(partial, self.root / _OBJECTS)
         try:
-            writer = SnapshotWriter(partial, self.root / _OBJECTS)
             yield writer
-            _fsync_tree(partial, files=writer.fresh)
+            writer.finish()
             os.rename(partial, final)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
+            writer.abandon()
             raise
 
     def activate(self, fmt: str, stage: str, snapshot: str) -> None:
@@ -257,45 +306,9 @@ def _crc(data: bytes) -> bytes:
     return zlib.crc32(data).to_bytes(4, "big")
 
 
-def _link_object(objects: Path, digest: str, data: bytes, target: Path) -> bool:
-    """Hard-link ``target`` to the object holding ``data``, writing the object if new.
-
-    Retried: a concurrent ``delete`` may remove an object that had no snapshot link yet; in
-    the end the file is written in place. Returns whether ``target`` is a link to the object.
-    """
-    obj = objects / _safe_name(digest)
-    for _attempt in range(3):
-        try:
-            os.link(obj, target)
-            return True
-        except FileNotFoundError:
-            pass
-        objects.mkdir(parents=True, exist_ok=True)
-        tmp = objects / f".{digest}.{os.getpid()}.{os.urandom(4).hex()}"
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, obj)
-    target.write_bytes(data)
-    return False
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_tree(root: Path, *, files: list[Path]) -> None:
-    """Make a written snapshot durable: its fresh files, then every directory (new names)."""
-    for path in files:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for dirpath, _dirs, _files in os.walk(root):
-        _fsync_dir(Path(dirpath))
