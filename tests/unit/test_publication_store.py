@@ -51,3 +51,19 @@ def test_the_block_cache_refuses_damaged_records(tmp_path: Path) -> None:
     assert store.cache_get("z" + "cd" * 32) is None  # never written
     store.cache_clear()
     assert not (tmp_path / ".cache").exists()
+
+
+def test_objects_a_crash_left_unnamed_are_removed_at_start(tmp_path: Path) -> None:
+    import os
+    import time
+
+    store = LocalPublicationStore(tmp_path)
+    objects = tmp_path / ".objects"
+    objects.mkdir()
+    stale, fresh = objects / ".abc.1.dead", objects / ".def.2.beef"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")  # maybe another process writing right now: kept
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    store.clean_partial()
+    assert not stale.exists() and fresh.exists()

@@ -286,6 +286,13 @@ class LocalPublicationStore:
         for partial in self.root.glob("*/*/snapshots/*.partial"):
             shutil.rmtree(partial, ignore_errors=True)
             removed += 1
+        # Objects a crashed publisher wrote but never named (an hour old: not in progress).
+        cutoff = time.time() - 3600
+        objects = self.root / _OBJECTS
+        for tmp in objects.glob(".*") if objects.is_dir() else ():
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
         return removed
 
 
