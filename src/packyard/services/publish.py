@@ -1159,13 +1159,30 @@ def _json_channel(
     return out
 
 
-class PacketBuilder:
-    format = "packet"
+class _JsonIndexBuilder:
+    """Channels published as a signed index.json (packets for the agent, generic files)."""
+
+    format: str
     parts = staticmethod(_json_parts)
     layout = _JSON_LAYOUT
 
     def entry_kind(self, ctx: Context) -> str:
-        return "packet"
+        return self.format
+
+    def build(
+        self,
+        ctx: Context,
+        *,
+        channel: Channel,
+        items: list[Item],
+        entries: Entries,
+        sign: Signing,
+    ) -> Assembled:
+        return _json_channel(channel, items, entries, sign)
+
+
+class PacketBuilder(_JsonIndexBuilder):
+    format = "packet"
 
     def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         filename = f"{item.name}-{item.version}.packet"
@@ -1184,25 +1201,9 @@ class PacketBuilder:
             }
         )
 
-    def build(
-        self,
-        ctx: Context,
-        *,
-        channel: Channel,
-        items: list[Item],
-        entries: Entries,
-        sign: Signing,
-    ) -> Assembled:
-        return _json_channel(channel, items, entries, sign)
 
-
-class FilesBuilder:
+class FilesBuilder(_JsonIndexBuilder):
     format = "files"
-    parts = staticmethod(_json_parts)
-    layout = _JSON_LAYOUT
-
-    def entry_kind(self, ctx: Context) -> str:
-        return "files"
 
     def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         return _json_entry(
@@ -1218,17 +1219,6 @@ class FilesBuilder:
                 "path": f"{item.sha256[:12]}/{item.filename}",
             }
         )
-
-    def build(
-        self,
-        ctx: Context,
-        *,
-        channel: Channel,
-        items: list[Item],
-        entries: Entries,
-        sign: Signing,
-    ) -> Assembled:
-        return _json_channel(channel, items, entries, sign)
 
 
 class MunkiBuilder:
