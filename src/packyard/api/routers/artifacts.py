@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
-from starlette.requests import ClientDisconnect
 
 from packyard.api.deps import get_principal, get_runtime
 from packyard.api.schemas import (
@@ -27,7 +26,7 @@ from packyard.api.schemas import (
 from packyard.bootstrap import Runtime
 from packyard.domain.artifacts import ArtifactStatus
 from packyard.domain.auth import Principal
-from packyard.domain.errors import UploadTooLarge
+from packyard.http_upload import receive_upload
 from packyard.services import artifacts as artifact_service
 from packyard.services import promotions
 from packyard.services.context import Context
@@ -137,32 +136,11 @@ async def upload(
         arch=arch,
         distro=distro,
     )
-    limit = runtime.settings.upload.max_size
-    with runtime.context() as ctx:
-        artifact_service.check_upload_request(ctx, principal=principal, request=upload_request)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    writer = runtime.blobs.writer()
-    try:
-        async for chunk in request.stream():
-            writer.write(chunk)
-            if writer.size > limit:
-                raise _too_large(limit)
-    except (ClientDisconnect, Exception):
-        writer.abort()
-        raise
+    writer = await receive_upload(request, runtime, principal=principal, upload=upload_request)
     result = await run_in_threadpool(_finish_upload, runtime, principal, writer, upload_request)
     response.status_code = 201 if result.created else 200
     response.headers["Location"] = f"/api/v1/artifacts/{result.id}"
     return result
-
-
-def _too_large(limit: int) -> UploadTooLarge:
-    return UploadTooLarge(
-        f"the upload exceeds the size limit of {limit} bytes",
-        hint="ask an admin to raise [upload] max_size",
-    )
 
 
 def _finish_upload(

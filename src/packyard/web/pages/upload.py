@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from starlette.requests import ClientDisconnect
 
 from packyard.bootstrap import Runtime
 from packyard.domain.auth import Action, Principal
-from packyard.domain.errors import NotAuthorized, PackyardError, UploadTooLarge
+from packyard.domain.errors import NotAuthorized, PackyardError
+from packyard.http_upload import receive_upload
 from packyard.services import artifacts as artifact_service
 from packyard.services.ports import BlobWriter
 from packyard.web.deps import WebRoute, check_csrf, current_principal, get_runtime, render
@@ -61,32 +61,11 @@ async def upload(
         package=package or None,
         version=version or None,
     )
-    limit = runtime.settings.upload.max_size
     try:
-        with runtime.context() as ctx:
-            artifact_service.check_upload_request(ctx, principal=me, request=upload_request)
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
-        writer = runtime.blobs.writer()
-        try:
-            async for chunk in request.stream():
-                writer.write(chunk)
-                if writer.size > limit:
-                    raise _too_large(limit)
-        except (ClientDisconnect, Exception):
-            writer.abort()
-            raise
+        writer = await receive_upload(request, runtime, principal=me, upload=upload_request)
         return await run_in_threadpool(_finish, runtime, me, writer, upload_request)
     except PackyardError as exc:
         return _error(exc)
-
-
-def _too_large(limit: int) -> UploadTooLarge:
-    return UploadTooLarge(
-        f"the upload exceeds the size limit of {limit} bytes",
-        hint="ask an admin to raise [upload] max_size",
-    )
 
 
 def _finish(
