@@ -62,7 +62,7 @@ def _dispatch(runtime: Runtime, kind: str, args: dict[str, Any], log_line: Any) 
         )
         if runtime.settings.publish.s3.targets:
             from packyard.integrations.s3 import open_object_store
-            from packyard.services.mirrors import push_configured
+            from packyard.services.s3_push import push_configured
 
             push_configured(
                 runtime.context,

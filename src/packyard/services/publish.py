@@ -4,21 +4,27 @@ signed snapshots that are switched atomically.
 A publication runs in steps with short transactions in between, so that reading hundreds of
 package files never holds the database's write lock:
 
-1. ``plan`` (read): which artifacts are in the channel, which index entries exist already.
+1. ``plan`` (read): the channel's artifacts and whether each has its index entry (one query
+   returning plain tuples; with ``full``, the entries' text too).
 2. ``compute`` (no transaction): the missing per-artifact entries — apt stanzas, rpm XML
    chunks of the rpm re-signed with our key, pacman desc/files with a detached signature,
-   packet/munki/file items. Artifacts are immutable, so an entry is computed once, ever.
+   packet/munki/file items. Artifacts are immutable, so an entry is computed once per entry
+   kind (kinds carry a version, bumped when the code computing them changes).
 3. ``store entries`` (write).
-4. ``build`` (no transaction): concatenate the entries into indexes, compress, sign, write a
-   new snapshot directory with a manifest mapping pool paths to blobs.
+4. ``build`` (no transaction): join the entries into indexes from cached, compressed blocks
+   (services/assembly.py), sign, write a new snapshot directory with a manifest mapping pool
+   paths to blobs.
 5. ``record`` (write): the publication row; then the snapshot is switched live and old
    snapshots beyond ``publish.keep_snapshots`` are pruned.
 
-The work of an incremental publish is the new entries plus the assembly, never re-reading
-the packages already in the channel. ``full=True`` recomputes every entry.
+An incremental publish computes the new entries and re-renders only the blocks whose
+artifacts changed. ``full=True`` reads every stored entry and rebuilds every index (reusing
+only the compression of identical blocks); ``recompute=True`` also computes every entry again
+from the package files.
 
 Not handled here: serving (api/routers/repos.py resolves paths through ``resolve``), pushing
-to S3 and mirrors (services/mirrors.py), the job queue (jobs/).
+to S3 (services/s3_push.py) and mirrors (services/mirrors.py, services/mirror_sync.py),
+the job queue (jobs/).
 """
 
 from __future__ import annotations

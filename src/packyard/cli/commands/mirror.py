@@ -50,7 +50,7 @@ def push_publications(
     from packyard.cli.commands.server import _local_runtime
     from packyard.domain.errors import PackyardError
     from packyard.integrations.s3 import open_object_store
-    from packyard.services.mirrors import push
+    from packyard.services.s3_push import push
 
     runtime = _local_runtime(data_dir, config)
     try:
@@ -109,7 +109,7 @@ class HttpMirrorSource:
             NotAuthorized,
             NotFound,
         )
-        from packyard.services.mirrors import MirrorUnavailable
+        from packyard.services.published_tree import MirrorUnavailable
 
         try:
             body = response.json()["error"]
@@ -134,7 +134,7 @@ class HttpMirrorSource:
         return InvalidRequest(message, hint=hint)
 
     def _get(self, path: str, **kwargs: Any) -> Any:
-        from packyard.services.mirrors import MirrorUnavailable
+        from packyard.services.published_tree import MirrorUnavailable
 
         try:
             response = self.http.get(path, **kwargs)
@@ -170,7 +170,7 @@ class HttpMirrorSource:
         return content
 
     def download(self, path: str, write: Any) -> None:
-        from packyard.services.mirrors import MirrorUnavailable
+        from packyard.services.published_tree import MirrorUnavailable
 
         url = "/repos/" + quote(path, safe="/~")
         try:
@@ -193,7 +193,7 @@ class HttpMirrorSource:
             ) from exc
 
     def heartbeat(self, report: dict[str, Any]) -> None:
-        from packyard.services.mirrors import MirrorUnavailable
+        from packyard.services.published_tree import MirrorUnavailable
 
         try:
             response = self.http.post("/api/v1/mirror/heartbeat", json=report)
@@ -382,7 +382,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make DIR a verified copy of the mirror's channels (once, or as a daemon)."""
         from packyard.domain.errors import PackyardError
-        from packyard.services import mirrors as service
+        from packyard.services import mirror_sync as service
 
         secret = (
             token_file.read_text().strip()
