@@ -121,6 +121,15 @@ def agents_for(home: Path) -> list[str]:
     return [line for line in done.stdout.splitlines() if "gpg-agent" in line]
 
 
+def agents_gone(home: Path, *, timeout: float = 10.0) -> list[str]:
+    """The gpg-agents still running below ``home`` once they had ``timeout`` seconds to exit
+    (``gpgconf --kill`` only asks an agent to stop; it exits a moment later)."""
+    deadline = time.monotonic() + timeout
+    while (left := agents_for(home)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 # --------------------------------------------------------------------------- keys and home
 
 
@@ -401,7 +410,7 @@ def test_imported_key_signs_the_same_and_close_stops_the_agent(keys: Keys, tmp_p
         assert agents_for(home), "the signer should keep its gpg-agent while it lives"
     finally:
         signer.close()
-    assert agents_for(home) == []
+    assert agents_gone(home) == []
 
 
 def test_import_refuses_public_and_protected_keys(keys: Keys, tmp_path: Path) -> None:
@@ -460,7 +469,7 @@ def test_import_refuses_public_and_protected_keys(keys: Keys, tmp_path: Path) ->
     finally:
         signer.close()
         subprocess.run([tool("gpgconf"), "--homedir", str(other), "--kill", "all"], check=False)
-    assert agents_for(tmp_path) == []
+    assert agents_gone(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- errors
