@@ -358,9 +358,7 @@ def _measure(
         print(f"   set-up done in {result.setup_s:.0f} s", flush=True)
         runtime = channel.runtime
 
-        def ours(
-            tag: str, *, full: bool, expect_new: int | None, recompute: bool = False
-        ) -> float:
+        def ours(tag: str, *, full: bool, expect_new: int | None, recompute: bool = False) -> float:
             seconds = _publish(
                 runtime,
                 fmt,
@@ -580,49 +578,26 @@ def _report(results: list[FormatResult], *, repeat: int, full_repeat: int) -> No
     print()
     for r in results:
         print(f"  {r.checks[0] if r.checks else r.fmt}; set-up {r.setup_s:.0f} s")
-    goals: list[tuple[str, float, float]] = []
+    # (format, label, ours, peer, goal): the goals, for the formats that ran.
+    spec = [
+        ("apt", "apt full / apt-ftparchive packages", "full", "peer_full", GOAL_APT_FULL),
+        ("apt", "apt incremental / our apt full", "incremental", "full", GOAL_APT_INCREMENTAL),
+        ("dnf", "dnf full / createrepo_c --no-database", "full", "peer_full", GOAL_DNF_FULL),
+        (
+            "dnf",
+            "dnf incremental / createrepo_c --no-database --update",
+            "incremental",
+            "peer_incremental",
+            GOAL_DNF_INCREMENTAL,
+        ),
+        ("pacman", "pacman full / repo-add", "full", "peer_full", GOAL_PACMAN_FULL),
+    ]
     by = {r.fmt: r for r in results}
-    if "apt" in by:
-        r = by["apt"]
-        goals.append(
-            (
-                f"apt full / apt-ftparchive packages ({r.count})",
-                r.m("full") / r.m("peer_full"),
-                GOAL_APT_FULL,
-            )
-        )
-        goals.append(
-            (
-                f"apt incremental / our apt full ({r.count})",
-                r.m("incremental") / r.m("full"),
-                GOAL_APT_INCREMENTAL,
-            )
-        )
-    if "dnf" in by:
-        r = by["dnf"]
-        goals.append(
-            (
-                f"dnf full / createrepo_c --no-database ({r.count})",
-                r.m("full") / r.m("peer_full"),
-                GOAL_DNF_FULL,
-            )
-        )
-        goals.append(
-            (
-                f"dnf incremental / createrepo_c --no-database --update ({r.count})",
-                r.m("incremental") / r.m("peer_incremental"),
-                GOAL_DNF_INCREMENTAL,
-            )
-        )
-    if "pacman" in by:
-        r = by["pacman"]
-        goals.append(
-            (
-                f"pacman full / repo-add ({r.count})",
-                r.m("full") / r.m("peer_full"),
-                GOAL_PACMAN_FULL,
-            )
-        )
+    goals = [
+        (f"{label} ({by[fmt].count})", by[fmt].m(ours) / by[fmt].m(peer), goal)
+        for fmt, label, ours, peer, goal in spec
+        if fmt in by
+    ]
     print()
     print("Goals (ratio = ours / peer, lower is better):")
     for text, ratio, goal in goals:

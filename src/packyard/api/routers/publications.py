@@ -279,16 +279,7 @@ def list_keys(
             c = key_service.client_config(ctx, stage=stage, base_url=base_url)
             config = ClientConfigOut(**{k: getattr(c, k) for k in ClientConfigOut.model_fields})
         return KeysOut(
-            keys=[
-                KeyOut(
-                    fingerprint=r.fingerprint,
-                    uid=r.uid,
-                    created_at=r.created_at,
-                    status=r.status,
-                    retire_after=r.retire_after,
-                )
-                for r in rows
-            ],
+            keys=[_key_out(r) for r in rows],
             signing=key_service.signing_keys(ctx),
             client_config=config,
         )
@@ -312,13 +303,7 @@ def rotate(
         publish_service.schedule_publish(
             ctx, stages=ctx.settings.stage_names(), actor=principal.name, trigger="key rotation"
         )
-        return KeyOut(
-            fingerprint=row.fingerprint,
-            uid=row.uid,
-            created_at=row.created_at,
-            status=row.status,
-            retire_after=row.retire_after,
-        )
+        return _key_out(row)
 
 
 @router.post("/keys/import", response_model=KeyOut, responses=ERRORS)
@@ -344,10 +329,15 @@ def import_key(
         publish_service.schedule_publish(
             ctx, stages=ctx.settings.stage_names(), actor=principal.name, trigger="key import"
         )
-        return KeyOut(
-            fingerprint=row.fingerprint,
-            uid=row.uid,
-            created_at=row.created_at,
-            status=row.status,
-            retire_after=row.retire_after,
-        )
+        return _key_out(row)
+
+
+def _key_out(row: Any) -> KeyOut:
+    """A signing-key row as the API shows it."""
+    return KeyOut(
+        fingerprint=row.fingerprint,
+        uid=row.uid,
+        created_at=row.created_at,
+        status=row.status,
+        retire_after=row.retire_after,
+    )
