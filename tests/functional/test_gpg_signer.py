@@ -2,10 +2,11 @@
 
 Keys are generated once for the module (RSA 4096 takes about a second each): ``old`` and
 ``new`` in one home, as during a key rotation; a second home holds an imported Ed25519 key.
-``clearsign`` and ``detach_sign`` sign in process after one export per key: the tests check
-that gpgv, gpg and apt accept those signatures, that the cleartext framing is gpg's byte for
-byte, that no gpg process runs per signature, and that keys the fast path cannot use still
-sign through gpg. No database is involved. A missing tool fails the test with the package to
+``clearsign``, ``detach_sign`` and ``sign_rpm`` sign in process after one export per key: the
+tests check that gpgv, gpg, apt and rpmkeys accept those signatures, that the cleartext framing
+is gpg's byte for byte, that an rpm is laid out as rpmsign lays it out, that no gpg or rpmsign
+process runs per signature, and that keys the fast path cannot use still sign through gpg and
+rpmsign. No database is involved. A missing tool fails the test with the package to
 install; nothing here skips.
 """
 
@@ -28,6 +29,7 @@ import pytest
 from tests.pkgbuild import build_rpm
 
 from packyard.domain.errors import ConfigError, InvalidArtifact, InvalidRequest, NotFound
+from packyard.formats import rpm_sign
 from packyard.integrations import gpg as gpg_module
 from packyard.integrations.gpg import (
     GpgSigner,
@@ -893,6 +895,11 @@ def test_keys_the_fast_path_cannot_use_sign_through_gpg(
             text = release_with_index()
             signed = signer.clearsign(text, keys=[other.fingerprint])
             detached = signer.detach_sign(text, keys=[rsa.fingerprint, fpr], armor=True)
+            # rpm 4.18 cannot use ECDSA at all (rpmsign: "Unsupported PGP signature").
+            rpm = build_rpm(tmp_path / "rpm", name=f"slow-{primary}", version="1.0")
+            if primary != "nistp256":
+                signer.sign_rpm(rpm, key=fpr)
+                assert [call[0] for call in gpg_runs].count("rpmsign") == 1
             assert any("--clearsign" in call for call in gpg_runs)
             assert any("--detach-sign" in call for call in gpg_runs)
         fallbacks = [r for r in caplog.records if "signs through gpg" in r.getMessage()]
@@ -905,10 +912,192 @@ def test_keys_the_fast_path_cannot_use_sign_through_gpg(
         assert sorted(verify_with_keyring(text, detached, public_keys=public)) == sorted(
             [rsa.fingerprint, fpr]
         )
+        if primary != "nistp256":
+            db = rpm_keydb(tmp_path, "db", signer.public_key([fpr]))
+            checked = checksig(db, rpm, "-v")
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            assert "Signature, key ID" in checked.stdout, checked.stdout
         # The RSA key alone still signs in process.
         gpg_runs.clear()
         signer.detach_sign(text, keys=[rsa.fingerprint], armor=False)
-        assert gpg_calls(gpg_runs) == []
+        signer.sign_rpm(rpm, key=rsa.fingerprint)
+        assert gpg_runs == []
     finally:
         signer.close()
         subprocess.run([tool("gpgconf"), "--homedir", str(maker), "--kill", "all"], check=False)
+
+
+# --------------------------------------------------------------------------- rpm in process
+#
+# sign_rpm signs in process like clearsign and detach_sign; rpm's own tools must accept the
+# result as they accept rpmsign's.
+
+
+def rpm_keydb(tmp: Path, name: str, public: bytes) -> Path:
+    """A throwaway rpm database trusting only ``public``."""
+    db = tmp / name
+    db.mkdir()
+    key = tmp / f"{name}.asc"
+    key.write_bytes(public)
+    imported = run("rpmkeys", "--dbpath", str(db), "--import", str(key))
+    assert imported.returncode == 0, imported.stderr
+    return db
+
+
+def checksig(db: Path, rpm: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return run("rpmkeys", "--dbpath", str(db), "--checksig", *options, str(rpm))
+
+
+def rpm_headers(rpm: Path) -> rpm_sign.RpmHeaders:
+    with rpm.open("rb") as stream:
+        return rpm_sign.read_headers(stream)
+
+
+def header_signature(rpm: Path) -> bytes:
+    (signature,) = [e.data for e in rpm_headers(rpm).entries if e.tag == 268]
+    return signature
+
+
+def rpmsign(home: Path, fingerprint: str, rpm: Path) -> None:
+    """Sign with the real rpmsign as GpgSigner's fallback does."""
+    done = run(
+        "rpmsign",
+        "--addsign",
+        "--define",
+        f"_gpg_name {fingerprint}",
+        "--define",
+        f"_gpg_path {home}",
+        "--define",
+        f"__gpg {tool('gpg')}",
+        "--define",
+        "_gpg_digest_algo sha256",
+        "--define",
+        "_gpg_sign_cmd_extra_args --batch --no-tty --pinentry-mode loopback",
+        str(rpm),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def signature_line(key: SigningKey) -> str:
+    algorithm = "RSA" if key.algorithm.startswith("rsa") else "EdDSA"
+    return f"Header V4 {algorithm}/SHA256 Signature, key ID {key.fingerprint[-8:].lower()}: OK"
+
+
+@pytest.mark.parametrize("which", ["rsa4096", "ed25519"])
+def test_in_process_rpm_signatures_verify_with_rpmkeys(
+    keys: Keys, imported: Imported, tmp_path: Path, gpg_runs: list[list[str]], which: str
+) -> None:
+    signer, key = pick(keys, imported, which)
+    unsigned = build_rpm(tmp_path / "build", name=f"fast-{which}", version="1.0")
+    rpm = tmp_path / "repo" / unsigned.name
+    rpm.parent.mkdir()
+    shutil.copy(unsigned, rpm)
+    rpm.chmod(0o640)
+    signer.detach_sign(b"warm up", keys=[key.fingerprint], armor=False)
+    gpg_runs.clear()
+    signer.sign_rpm(rpm, key=key.fingerprint)
+    assert gpg_runs == [], "the rpm should be signed in process, without rpmsign or gpg"
+    assert rpm.stat().st_mode & 0o777 == 0o640
+    assert list(rpm.parent.iterdir()) == [rpm], "no temporary file is left behind"
+
+    # Only the signature header changed, and it kept its size.
+    before, after = rpm_headers(unsigned), rpm_headers(rpm)
+    assert after.signature_size == before.signature_size
+    assert (
+        rpm.read_bytes()[after.payload_offset - len(after.main_header) :]
+        == (unsigned.read_bytes()[before.payload_offset - len(before.main_header) :])
+    )
+    # One v4 binary-document signature by this key, SHA-256 like rpmsign's.
+    (tmp_path / "header.sig").write_bytes(header_signature(rpm))
+    packets = run("gpg", "--homedir", str(tmp_path), "--list-packets", str(tmp_path / "header.sig"))
+    assert packets.stdout.count(":signature packet:") == 1, packets.stdout + packets.stderr
+    assert "version 4, created" in packets.stdout
+    assert "sigclass 0x00" in packets.stdout
+    assert "digest algo 8" in packets.stdout
+    assert f"issuer fpr v4 {key.fingerprint}" in packets.stdout
+
+    db = rpm_keydb(tmp_path, "db", signer.public_key([key.fingerprint]))
+    checked = checksig(db, rpm, "-v")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert signature_line(key) in checked.stdout, checked.stdout
+    assert "Header SHA256 digest: OK" in checked.stdout
+    assert "Payload SHA256 digest: OK" in checked.stdout
+    quiet = checksig(db, rpm)
+    assert quiet.returncode == 0
+    assert quiet.stdout.strip() == f"{rpm}: digests signatures OK"
+
+
+@pytest.mark.parametrize("which", ["rsa4096", "ed25519"])
+def test_in_process_rpm_signature_tampered_or_by_another_key_fails(
+    keys: Keys, imported: Imported, tmp_path: Path, which: str
+) -> None:
+    signer, key = pick(keys, imported, which)
+    rpm = build_rpm(tmp_path, name=f"tamper-{which}", version="1.0")
+    signer.sign_rpm(rpm, key=key.fingerprint)
+    db = rpm_keydb(tmp_path, "db", signer.public_key([key.fingerprint]))
+    assert checksig(db, rpm).returncode == 0
+
+    # Another key: rpm does not know who signed.
+    other = rpm_keydb(tmp_path, "other", keys.signer.public_key([keys.new.fingerprint]))
+    unknown = checksig(other, rpm, "-v")
+    assert unknown.returncode != 0
+    assert "NOKEY" in unknown.stdout, unknown.stdout
+
+    # One bit of the signature value (the last MPI's last byte, tag 268's data comes first).
+    headers = rpm_headers(rpm)
+    count = len(headers.entries) + 1
+    position = 96 + 16 + count * 16 + len(header_signature(rpm)) - 1
+    data = bytearray(rpm.read_bytes())
+    data[position] ^= 0x01
+    rpm.write_bytes(bytes(data))
+    bad = checksig(db, rpm, "-v")
+    assert bad.returncode != 0
+    assert "BAD" in bad.stdout, bad.stdout
+    assert "Header SHA256 digest: OK" in bad.stdout
+
+
+def test_in_process_rpm_signature_replaces_rpmsigns(
+    keys: Keys, tmp_path: Path, gpg_runs: list[list[str]]
+) -> None:
+    unsigned = build_rpm(tmp_path / "build", name="resigned", version="2.0")
+    by_rpmsign, by_us = tmp_path / "rpmsign.rpm", tmp_path / "packyard.rpm"
+    shutil.copy(unsigned, by_rpmsign)
+    rpmsign(keys.home, keys.new.fingerprint, by_rpmsign)
+    shutil.copy(by_rpmsign, by_us)
+    gpg_runs.clear()
+    keys.signer.sign_rpm(by_us, key=keys.old.fingerprint)
+    assert not [call for call in gpg_runs if call[0] == "rpmsign"]
+
+    # The same layout as rpmsign's: the same tags and sizes, the same bytes after them.
+    theirs, ours = rpm_headers(by_rpmsign), rpm_headers(by_us)
+    assert [(e.tag, e.kind) for e in ours.entries] == [(e.tag, e.kind) for e in theirs.entries]
+    assert ours.signature_size == theirs.signature_size
+    assert [e for e in ours.entries if e.tag not in (268, 1008)] == [
+        e for e in theirs.entries if e.tag not in (268, 1008)
+    ]
+    start = ours.payload_offset - len(ours.main_header)
+    assert by_us.read_bytes()[start:] == by_rpmsign.read_bytes()[start:]
+    assert by_us.stat().st_size == unsigned.stat().st_size
+
+    both = rpm_keydb(
+        tmp_path, "db", keys.signer.public_key([keys.old.fingerprint, keys.new.fingerprint])
+    )
+    checked = checksig(both, by_us, "-v")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("Signature, key ID") == 1, checked.stdout
+    assert signature_line(keys.old) in checked.stdout
+    only_new = rpm_keydb(tmp_path, "new", keys.signer.public_key([keys.new.fingerprint]))
+    assert checksig(only_new, by_us).returncode != 0
+
+
+def test_rpm_signing_errors_leave_the_file_alone(keys: Keys, tmp_path: Path) -> None:
+    rpm = build_rpm(tmp_path, name="damaged", version="1.0")
+    data = bytearray(rpm.read_bytes())
+    data[96 + 16 + 16 + 8 : 96 + 16 + 16 + 12] = b"\x00\x10\x00\x00"  # tag 269 off the store
+    rpm.write_bytes(bytes(data))
+    with pytest.raises(InvalidArtifact, match=f"{rpm.name} is not a signable rpm: .*tag 269"):
+        keys.signer.sign_rpm(rpm, key=keys.old.fingerprint)
+    assert rpm.read_bytes() == bytes(data)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [rpm.name]
+    with pytest.raises(NotFound, match="no rpm at"):
+        keys.signer.sign_rpm(tmp_path / "missing.rpm", key=keys.old.fingerprint)

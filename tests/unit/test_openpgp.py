@@ -412,6 +412,42 @@ def test_several_keys_give_one_packet_each(loaded: dict[str, openpgp.SecretKey])
         openpgp.detached_signature(data, [], armored=False)
 
 
+@pytest.mark.parametrize("which", ["rsa", "ed25519"])
+def test_sha256_signatures(loaded: dict[str, openpgp.SecretKey], which: str) -> None:
+    """rpm header signatures use SHA-256 (hash id 8), as rpmsign does."""
+    key = loaded[which]
+    data = b"\x8e\xad\xe8\x01 an rpm header" * 50
+    packets = openpgp.signature_packets(
+        data,
+        [key],
+        sig_type=openpgp.SIG_BINARY,
+        created=SIGNED_AT,
+        hash_algorithm=openpgp.HASH_SHA256,
+    )
+    (signature,) = parse_signatures(packets)
+    assert signature.hash_algorithm == 8
+    trailer = b"\x04\xff" + len(signature.hashed).to_bytes(4, "big")
+    digest = hashlib.sha256(data + signature.hashed + trailer).digest()
+    assert signature.left16 == digest[:2]
+    public = key.private.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        (value,) = signature.values
+        public.verify(
+            value.rjust(public.key_size // 8, b"\x00"),
+            digest,
+            padding.PKCS1v15(),
+            utils.Prehashed(hashes.SHA256()),
+        )
+    else:
+        r, s = signature.values
+        public.verify(r.rjust(32, b"\x00") + s.rjust(32, b"\x00"), digest)
+    # The default stays SHA-512; other hashes are refused.
+    (default,) = parse_signatures(openpgp.detached_signature(data, [key], armored=False))
+    assert default.hash_algorithm == 10
+    with pytest.raises(ValueError, match="hash algorithm 2 is not supported"):
+        openpgp.signature_packets(data, [key], sig_type=openpgp.SIG_BINARY, hash_algorithm=2)
+
+
 # (text given, text shown between the headers and the signature, canonical signed text)
 CLEARSIGN_CASES = {
     "plain": (b"a: 1\nb: 2\n", b"a: 1\nb: 2\n", b"a: 1\r\nb: 2"),

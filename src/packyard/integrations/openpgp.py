@@ -3,9 +3,9 @@ RFC 9580 for legacy EdDSA): the fast path of ``GpgSigner`` (``integrations/gpg``
 
 Pure: no subprocess, no files. ``parse_secret_key`` reads the primary key of what
 ``gpg --export-secret-keys <fingerprint>`` writes (binary) and ``detached_signature`` and
-``clearsign`` make the same packets gpg makes: version 4, SHA-512, hashed creation time and
-issuer fingerprint, unhashed issuer key id, so gpgv (1.4 and 2.x), gpgme, apt, dnf and pacman
-read them as they read gpg's.
+``clearsign`` make the same packets gpg makes: version 4, SHA-512 (SHA-256 on request, as rpm
+headers are signed), hashed creation time and issuer fingerprint, unhashed issuer key id, so
+gpgv (1.4 and 2.x), gpgme, apt, dnf, rpm and pacman read them as they read gpg's.
 
 Only what Packyard's keys use is supported: an RSA (also "sign only") or Ed25519 (legacy EdDSA)
 primary key without a passphrase (s2k usage 0). Anything else, including malformed input,
@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
 __all__ = [
+    "HASH_SHA256",
+    "HASH_SHA512",
     "SIG_BINARY",
     "SIG_TEXT",
     "SecretKey",
@@ -41,13 +43,20 @@ __all__ = [
 
 SIG_BINARY = 0x00
 SIG_TEXT = 0x01
+# OpenPGP hash algorithm ids (RFC 4880 section 9.4).
+HASH_SHA256 = 8
+HASH_SHA512 = 10
 
 _TAG_SECRET_KEY = 5
 _TAG_SIGNATURE = 2
 _ALGO_RSA = 1
 _ALGO_RSA_SIGN_ONLY = 3
 _ALGO_EDDSA = 22
-_HASH_SHA512 = 10
+# hashlib's name and cryptography's class for each supported hash id.
+_HASHES: dict[int, tuple[str, type[hashes.SHA256 | hashes.SHA512]]] = {
+    HASH_SHA256: ("sha256", hashes.SHA256),
+    HASH_SHA512: ("sha512", hashes.SHA512),
+}
 _ED25519_OID = bytes.fromhex("2b06010401da470f01")  # 1.3.6.1.4.1.11591.15.1
 _SUBPACKET_CREATION_TIME = 2
 _SUBPACKET_ISSUER = 16
@@ -234,14 +243,23 @@ class _Reader:
 
 
 def signature_packets(
-    data: bytes, keys: Sequence[SecretKey], *, sig_type: int, created: int | None = None
+    data: bytes,
+    keys: Sequence[SecretKey],
+    *,
+    sig_type: int,
+    created: int | None = None,
+    hash_algorithm: int = HASH_SHA512,
 ) -> bytes:
     """One v4 signature packet per key over ``data``, which is hashed once as given (the
-    caller canonicalises text for ``SIG_TEXT``)."""
+    caller canonicalises text for ``SIG_TEXT``) with ``hash_algorithm`` (``HASH_SHA256`` or
+    ``HASH_SHA512``)."""
     if not keys:
         raise ValueError("no signing key given")
+    if hash_algorithm not in _HASHES:
+        raise ValueError(f"hash algorithm {hash_algorithm} is not supported")
+    hash_name, prehashed = _HASHES[hash_algorithm]
     when = int(time.time()) if created is None else created
-    content = hashlib.sha512()
+    content = hashlib.new(hash_name)
     content.update(data)
     out = bytearray()
     for key in keys:
@@ -249,7 +267,7 @@ def signature_packets(
             _SUBPACKET_ISSUER_FINGERPRINT, b"\x04" + bytes.fromhex(key.fingerprint)
         )
         head = (
-            bytes([4, sig_type, key.algorithm, _HASH_SHA512])
+            bytes([4, sig_type, key.algorithm, hash_algorithm])
             + len(hashed).to_bytes(2, "big")
             + hashed
         )
@@ -258,16 +276,24 @@ def signature_packets(
         digest_state.update(b"\x04\xff" + len(head).to_bytes(4, "big"))
         digest = digest_state.digest()
         unhashed = _subpacket(_SUBPACKET_ISSUER, key.key_id)
-        body = head + len(unhashed).to_bytes(2, "big") + unhashed + digest[:2] + _sign(key, digest)
+        value = _sign(key, digest, algorithm=prehashed())
+        body = head + len(unhashed).to_bytes(2, "big") + unhashed + digest[:2] + value
         out += _packet_header(_TAG_SIGNATURE, len(body)) + body
     return bytes(out)
 
 
 def detached_signature(
-    data: bytes, keys: Sequence[SecretKey], *, armored: bool, created: int | None = None
+    data: bytes,
+    keys: Sequence[SecretKey],
+    *,
+    armored: bool,
+    created: int | None = None,
+    hash_algorithm: int = HASH_SHA512,
 ) -> bytes:
     """A detached binary-document signature (type 0x00), one packet per key."""
-    packets = signature_packets(data, keys, sig_type=SIG_BINARY, created=created)
+    packets = signature_packets(
+        data, keys, sig_type=SIG_BINARY, created=created, hash_algorithm=hash_algorithm
+    )
     return armor(packets) if armored else packets
 
 
@@ -323,9 +349,9 @@ def _crc24_table() -> tuple[int, ...]:
 _CRC24_TABLE = _crc24_table()
 
 
-def _sign(key: SecretKey, digest: bytes) -> bytes:
+def _sign(key: SecretKey, digest: bytes, *, algorithm: hashes.HashAlgorithm) -> bytes:
     if isinstance(key.private, rsa.RSAPrivateKey):
-        value = key.private.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA512()))
+        value = key.private.sign(digest, padding.PKCS1v15(), utils.Prehashed(algorithm))
         return _mpi(value)
     # Legacy EdDSA signs the digest itself; R and S are MPIs, so leading zeros are dropped.
     value = key.private.sign(digest)
