@@ -57,7 +57,10 @@ class Runtime:
             db=Database(settings.resolved_database_url),
             blobs=LocalBlobStore(Path(settings.resolved_blob_dir)),
             change_control=change_control,
-            publications=LocalPublicationStore(data_dir / "publish"),
+            publications=LocalPublicationStore(
+                data_dir / "publish",
+                memory_bytes=settings.publish.block_cache_memory_mb * 1024 * 1024,
+            ),
         )
         if signer:
             from packyard.integrations.gpg import GpgSigner

@@ -184,6 +184,9 @@ class PublishSettings(BaseModel):
     # Index files are built from compressed blocks of about this many entries, cached, so a
     # publish recompresses only the blocks that changed (docs/publishing.md). Tuning only.
     block_entries: int = Field(default=64, ge=1, le=100_000)
+    # Megabytes of recently used index blocks kept in memory besides the on-disk cache
+    # (0: none). A channel of 10,000 packages uses about 10 (apt) or 30 (dnf).
+    block_cache_memory_mb: int = Field(default=128, ge=0, le=65_536)
     apt: AptSettings = Field(default_factory=AptSettings)
     pacman: PacmanSettings = Field(default_factory=PacmanSettings)
     munki: MunkiSettings = Field(default_factory=MunkiSettings)
@@ -484,6 +487,8 @@ auto = true
 public = true
 # Index files are built from cached, compressed blocks of about this many entries (tuning).
 block_entries = 64
+# Megabytes of recently used index blocks kept in memory as well (0: disk cache only).
+block_cache_memory_mb = 128
 
 [publish.apt]
 origin = "Packyard"

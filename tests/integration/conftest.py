@@ -63,8 +63,14 @@ class PostgresServer:
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
 
     def admin(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(host=self.host, port=self.port, user=self.user,
-                               dbname="postgres", autocommit=True, connect_timeout=10)
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=10,
+        )
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -75,8 +81,9 @@ def _as_postgres(argv: list[str]) -> list[str]:
 def _run(argv: list[str], *, what: str) -> None:
     done = subprocess.run(_as_postgres(argv), capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
-        pytest.fail(f"{what} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}",
-                    pytrace=False)
+        pytest.fail(
+            f"{what} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}", pytrace=False
+        )
 
 
 @pytest.fixture(scope="session")
@@ -91,36 +98,77 @@ def postgres_server() -> Iterator[PostgresServer]:
             pytrace=False,
         )
     if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.fail("running as root but `runuser` is missing: PostgreSQL cannot run as root",
-                    pytrace=False)
+        pytest.fail(
+            "running as root but `runuser` is missing: PostgreSQL cannot run as root", pytrace=False
+        )
     # On tmpfs when there is one: CREATE DATABASE per test is then ~10x faster.
     shm = Path("/dev/shm")
-    root = Path(tempfile.mkdtemp(prefix="packyard-pg-",
-                                 dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
+    root = Path(
+        tempfile.mkdtemp(
+            prefix="packyard-pg-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+        )
+    )
     if os.geteuid() == 0:
         shutil.chown(root, PG_USER, PG_USER)
     data = root / "data"
-    _run([str(PG_BIN / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust", "--no-sync",
-          "-E", "UTF8", "--locale=C"], what="initdb")
+    _run(
+        [
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            PG_USER,
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        what="initdb",
+    )
     port = _free_port()
-    options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
     log = root / "postgres.log"
     start = subprocess.run(
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
-                      "-w", "-t", "60", "start"]),
-        capture_output=True, text=True, timeout=120,
+        _as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if start.returncode != 0:
         server_log = log.read_text(errors="replace") if log.exists() else "(no log)"
         shutil.rmtree(root, ignore_errors=True)
-        pytest.fail(f"PostgreSQL did not start:\n{start.stdout}\n{start.stderr}\n{server_log}",
-                    pytrace=False)
+        pytest.fail(
+            f"PostgreSQL did not start:\n{start.stdout}\n{start.stderr}\n{server_log}",
+            pytrace=False,
+        )
     try:
         yield PostgresServer(host="127.0.0.1", port=port, user=PG_USER)
     finally:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                     "-w", "stop"]), capture_output=True, timeout=120)
+        subprocess.run(
+            _as_postgres(
+                [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+            ),
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -155,8 +203,9 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iter
 
 
 @pytest.fixture
-def make_runtime(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
-        Callable[..., Runtime]]:
+def make_runtime(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Runtime]]:
     """Factory: ``make_runtime(**settings)`` -> a Runtime on this test's database.
 
     Keyword arguments are settings, as command-line flags would give them (e.g.
@@ -219,51 +268,93 @@ def upload_bytes(
     try:
         writer.write(data)
         with runtime.context(write=True) as ctx:
-            return artifacts.ingest(ctx, principal=principal, writer=writer, request=UploadRequest(
-                filename=filename, package=package, version=version,
-                justification=justification, provenance=provenance,
-            ))
+            return artifacts.ingest(
+                ctx,
+                principal=principal,
+                writer=writer,
+                request=UploadRequest(
+                    filename=filename,
+                    package=package,
+                    version=version,
+                    justification=justification,
+                    provenance=provenance,
+                ),
+            )
     finally:
         writer.abort()
 
 
 def upload_generic(
-    runtime: Runtime, *, principal: Principal, name: str = "tool", version: str = "1.0.0",
+    runtime: Runtime,
+    *,
+    principal: Principal,
+    name: str = "tool",
+    version: str = "1.0.0",
     package: str | None = None,
 ) -> Artifact:
     """Upload a generic ``<name>-<version>.bin`` and return its artifact."""
-    result = upload_bytes(runtime, principal=principal, data=generic_bytes(f"{name} {version}"),
-                          filename=f"{name}-{version}.bin", package=package)
+    result = upload_bytes(
+        runtime,
+        principal=principal,
+        data=generic_bytes(f"{name} {version}"),
+        filename=f"{name}-{version}.bin",
+        package=package,
+    )
     return result.artifact
 
 
-def promote(runtime: Runtime, *, principal: Principal, ref: str, stage: str,
-            change_control: str | None = None) -> promotions.TransitionResult:
+def promote(
+    runtime: Runtime,
+    *,
+    principal: Principal,
+    ref: str,
+    stage: str,
+    change_control: str | None = None,
+) -> promotions.TransitionResult:
     """Promote in a unit of work of its own (committed, or rolled back on error)."""
     with runtime.context(write=True) as ctx:
-        return promotions.promote(ctx, principal=principal, ref=ref, stage=stage,
-                                  change_control=change_control)
+        return promotions.promote(
+            ctx, principal=principal, ref=ref, stage=stage, change_control=change_control
+        )
 
 
-def promote_through(runtime: Runtime, *, principal: Principal, ref: str, stages: list[str],
-                    change_control: str | None = None) -> None:
+def promote_through(
+    runtime: Runtime,
+    *,
+    principal: Principal,
+    ref: str,
+    stages: list[str],
+    change_control: str | None = None,
+) -> None:
     for stage in stages:
         promote(runtime, principal=principal, ref=ref, stage=stage, change_control=change_control)
 
 
-def events(runtime: Runtime, *, action: str | None = None,
-           object_id: str | None = None) -> list[EventRecord]:
+def events(
+    runtime: Runtime, *, action: str | None = None, object_id: str | None = None
+) -> list[EventRecord]:
     """Committed audit events, oldest first, read in a fresh unit of work."""
     with runtime.context() as ctx:
-        rows, _ = ctx.repos.events.search(EventQuery(action=action, object_id=object_id,
-                                                     descending=False, limit=10_000))
+        rows, _ = ctx.repos.events.search(
+            EventQuery(action=action, object_id=object_id, descending=False, limit=10_000)
+        )
         return [_record(ev) for ev in rows]
 
 
 def _record(ev: Event) -> EventRecord:
-    return EventRecord(seq=ev.seq, at=ev.at, actor=ev.actor, action=ev.action,
-                       object_type=ev.object_type, object_id=ev.object_id, before=ev.before,
-                       after=ev.after, reason=ev.reason, prev_hash=ev.prev_hash, hash=ev.hash)
+    return EventRecord(
+        seq=ev.seq,
+        at=ev.at,
+        actor=ev.actor,
+        action=ev.action,
+        object_type=ev.object_type,
+        object_id=ev.object_id,
+        before=ev.before,
+        after=ev.after,
+        reason=ev.reason,
+        prev_hash=ev.prev_hash,
+        hash=ev.hash,
+    )
 
 
 def stages_of(runtime: Runtime, ref: str) -> list[str]:

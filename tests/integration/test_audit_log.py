@@ -33,13 +33,16 @@ def _sql(runtime: Runtime, statement: str, **params: object) -> None:
 
 
 @pytest.fixture
-def activity(runtime: Runtime, admin: Principal, maintainer: Principal,
-             uploader: Principal) -> int:
+def activity(runtime: Runtime, admin: Principal, maintainer: Principal, uploader: Principal) -> int:
     """A realistic log: users, tokens, an upload with non-ASCII text, promotions, a refusal.
     Returns the number of events."""
-    sha = upload_bytes(runtime, principal=uploader, data=generic_bytes("audited"),
-                       filename="tool-1.0.bin",
-                       justification="Sicherheitslücke CVE-2024-1 behoben ✓").artifact.sha256
+    sha = upload_bytes(
+        runtime,
+        principal=uploader,
+        data=generic_bytes("audited"),
+        filename="tool-1.0.bin",
+        justification="Sicherheitslücke CVE-2024-1 behoben ✓",
+    ).artifact.sha256
     promote_through(runtime, principal=maintainer, ref=sha, stages=["ci", "dev"])
     with pytest.raises(StageRequired):
         promote(runtime, principal=maintainer, ref=sha, stage="prod")
@@ -54,11 +57,14 @@ def test_verify_passes_on_a_normal_log(runtime: Runtime, admin: Principal, activ
     assert report == VerifyReport(ok=True, checked=activity, head_seq=activity)
 
 
-def test_verify_detects_a_modified_event(runtime: Runtime, admin: Principal,
-                                         activity: int) -> None:
+def test_verify_detects_a_modified_event(runtime: Runtime, admin: Principal, activity: int) -> None:
     [upload] = events(runtime, action="artifact.upload")
-    _sql(runtime, "UPDATE events SET reason = :reason WHERE seq = :seq",
-         reason="nothing to see here", seq=upload.seq)
+    _sql(
+        runtime,
+        "UPDATE events SET reason = :reason WHERE seq = :seq",
+        reason="nothing to see here",
+        seq=upload.seq,
+    )
 
     report = _verify(runtime, admin)
 
@@ -89,8 +95,9 @@ def test_verify_detects_a_removed_event_in_the_middle(
 
     assert report.ok is False
     assert report.broken_at == middle + 1
-    assert report.problem == (f"expected event #{middle}, found #{middle + 1}: "
-                              "events were removed or reordered")
+    assert report.problem == (
+        f"expected event #{middle}, found #{middle + 1}: events were removed or reordered"
+    )
 
 
 def test_verify_detects_removed_events_at_the_end(
@@ -104,12 +111,13 @@ def test_verify_detects_removed_events_at_the_end(
     assert report.checked == activity - 1
     assert report.head_seq == activity
     assert report.broken_at == activity
-    assert report.problem == (f"the chain head says {activity} events but {activity - 1} "
-                              "were found: events at the end were removed")
+    assert report.problem == (
+        f"the chain head says {activity} events but {activity - 1} "
+        "were found: events at the end were removed"
+    )
 
 
-def test_verify_detects_a_relinked_event(runtime: Runtime, admin: Principal,
-                                         activity: int) -> None:
+def test_verify_detects_a_relinked_event(runtime: Runtime, admin: Principal, activity: int) -> None:
     _sql(runtime, "UPDATE events SET prev_hash = :h WHERE seq = 3", h="f" * 64)
 
     report = _verify(runtime, admin)
@@ -139,11 +147,13 @@ def test_only_maintainers_and_admins_read_the_audit_log(runtime: Runtime, role: 
         audit.list_events(ctx, principal=principal, query=EventQuery())
 
 
-def test_list_events_filters_and_pages(runtime: Runtime, maintainer: Principal,
-                                       activity: int) -> None:
+def test_list_events_filters_and_pages(
+    runtime: Runtime, maintainer: Principal, activity: int
+) -> None:
     with runtime.context() as ctx:
-        rows, total = audit.list_events(ctx, principal=maintainer,
-                                        query=EventQuery(action="artifact.promote", limit=1))
+        rows, total = audit.list_events(
+            ctx, principal=maintainer, query=EventQuery(action="artifact.promote", limit=1)
+        )
         newest = [(e.action, (e.after or {}).get("stage")) for e in rows]
 
     assert total == 2

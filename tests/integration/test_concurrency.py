@@ -15,8 +15,9 @@ THREADS = 8
 ONE_WINNER = [False] * (THREADS - 1) + [True]
 
 
-def _race(runtime: Runtime, *, principal: Principal,
-          targets: list[tuple[str, str]]) -> dict[str, list[bool]]:
+def _race(
+    runtime: Runtime, *, principal: Principal, targets: list[tuple[str, str]]
+) -> dict[str, list[bool]]:
     """Promote each (ref, stage) from THREADS threads at once, every thread in its own unit
     of work; returns the `changed` results per ref."""
     jobs = [target for target in targets for _ in range(THREADS)]

@@ -82,12 +82,14 @@ def test_identical_bytes_twice_are_one_artifact(runtime: Runtime, uploader: Prin
 def test_same_identity_with_different_bytes_is_a_conflict_naming_the_existing_artifact(
     runtime: Runtime, uploader: Principal
 ) -> None:
-    original = upload_bytes(runtime, principal=uploader, data=generic_bytes("original"),
-                            filename="tool-1.2.3.bin").artifact
+    original = upload_bytes(
+        runtime, principal=uploader, data=generic_bytes("original"), filename="tool-1.2.3.bin"
+    ).artifact
 
     with pytest.raises(ArtifactConflict) as info:
-        upload_bytes(runtime, principal=uploader, data=generic_bytes("rebuilt"),
-                     filename="tool-1.2.3.bin")
+        upload_bytes(
+            runtime, principal=uploader, data=generic_bytes("rebuilt"), filename="tool-1.2.3.bin"
+        )
 
     error = info.value
     assert error.details["existing"] == original.sha256
@@ -112,8 +114,9 @@ def test_upload_without_justification_or_provenance_is_refused(
     fields = {"justification": "because", "provenance": "ci job 7", missing: "   "}
 
     with pytest.raises(InvalidRequest, match=message):
-        upload_bytes(runtime, principal=uploader, data=generic_bytes("x"),
-                     filename="tool-1.0.bin", **fields)
+        upload_bytes(
+            runtime, principal=uploader, data=generic_bytes("x"), filename="tool-1.0.bin", **fields
+        )
 
     assert _blobs(runtime) == set()
     assert _temp_files(runtime) == []
@@ -126,8 +129,14 @@ def test_justification_and_provenance_are_optional_when_configured_off(
     runtime = make_runtime(upload={"require_justification": False, "require_provenance": False})
     uploader, _ = make_user(runtime, name="ci-bot", role=Role.UPLOADER)
 
-    result = upload_bytes(runtime, principal=uploader, data=generic_bytes("x"),
-                          filename="tool-1.0.bin", justification="", provenance="")
+    result = upload_bytes(
+        runtime,
+        principal=uploader,
+        data=generic_bytes("x"),
+        filename="tool-1.0.bin",
+        justification="",
+        provenance="",
+    )
 
     assert result.created is True
     assert result.artifact.justification == ""
@@ -136,8 +145,13 @@ def test_justification_and_provenance_are_optional_when_configured_off(
 
 def test_generic_file_without_a_version_is_invalid(runtime: Runtime, uploader: Principal) -> None:
     with pytest.raises(InvalidArtifact) as info:
-        upload_bytes(runtime, principal=uploader, data=generic_bytes("no version"),
-                     filename="notes.bin", package="notes")
+        upload_bytes(
+            runtime,
+            principal=uploader,
+            data=generic_bytes("no version"),
+            filename="notes.bin",
+            package="notes",
+        )
 
     assert "carries no version" in info.value.message
     assert info.value.hint is not None and "--version" in info.value.hint
@@ -148,8 +162,14 @@ def test_generic_file_without_a_version_is_invalid(runtime: Runtime, uploader: P
 def test_version_given_by_the_uploader_names_a_generic_file(
     runtime: Runtime, uploader: Principal
 ) -> None:
-    artifact = upload_bytes(runtime, principal=uploader, data=generic_bytes("named"),
-                            filename="notes.bin", package="notes", version="4.2").artifact
+    artifact = upload_bytes(
+        runtime,
+        principal=uploader,
+        data=generic_bytes("named"),
+        filename="notes.bin",
+        package="notes",
+        version="4.2",
+    ).artifact
 
     assert (artifact.name, artifact.version) == ("notes", "4.2")
     assert _package_of(runtime, artifact.sha256) == "notes"
@@ -176,10 +196,12 @@ def test_upload_lands_in_the_first_stage_of_the_package_pipeline(
     )
     uploader, _ = make_user(runtime, name="ci-bot", role=Role.UPLOADER)
 
-    short = upload_bytes(runtime, principal=uploader, data=generic_bytes("notes"),
-                         filename="notes-app-2.0.bin").artifact
-    default = upload_bytes(runtime, principal=uploader, data=generic_bytes("tool"),
-                           filename="tool-2.0.bin").artifact
+    short = upload_bytes(
+        runtime, principal=uploader, data=generic_bytes("notes"), filename="notes-app-2.0.bin"
+    ).artifact
+    default = upload_bytes(
+        runtime, principal=uploader, data=generic_bytes("tool"), filename="tool-2.0.bin"
+    ).artifact
 
     assert stages_of(runtime, short.sha256) == ["dev"]
     assert short.current_stage == "dev"

@@ -21,8 +21,9 @@ from packyard.storage.blobs.local import LocalBlobStore
 T0 = datetime(2024, 5, 1, 12, 0, 0)
 
 
-def _retire(runtime: Runtime, *, principal: Principal, ref: str, status: ArtifactStatus,
-            at: datetime) -> None:
+def _retire(
+    runtime: Runtime, *, principal: Principal, ref: str, status: ArtifactStatus, at: datetime
+) -> None:
     with runtime.context(write=True) as ctx:
         ctx.now = lambda: at
         promotions.set_status(ctx, principal=principal, ref=ref, status=status, reason="broken")
@@ -64,17 +65,26 @@ def test_gc_keeps_the_newest_retired_artifacts_of_each_package(
 ) -> None:
     runtime, who = gc_runtime, gc_maintainer
     failed = [upload_generic(runtime, principal=who, version=f"1.{i}").sha256 for i in range(3)]
-    deprecated = [upload_generic(runtime, principal=who, version=f"0.{i}").sha256
-                  for i in range(3)]
+    deprecated = [upload_generic(runtime, principal=who, version=f"0.{i}").sha256 for i in range(3)]
     other = upload_generic(runtime, principal=who, name="other", version="1.0").sha256
     active = upload_generic(runtime, principal=who, version="2.0").sha256
     # Retire out of upload order: what counts is when the status changed.
     for minutes, sha in zip((30, 10, 20), failed, strict=True):
-        _retire(runtime, principal=who, ref=sha, status=ArtifactStatus.FAILED,
-                at=T0 + timedelta(minutes=minutes))
+        _retire(
+            runtime,
+            principal=who,
+            ref=sha,
+            status=ArtifactStatus.FAILED,
+            at=T0 + timedelta(minutes=minutes),
+        )
     for minutes, sha in enumerate(deprecated):
-        _retire(runtime, principal=who, ref=sha, status=ArtifactStatus.DEPRECATED,
-                at=T0 + timedelta(minutes=minutes))
+        _retire(
+            runtime,
+            principal=who,
+            ref=sha,
+            status=ArtifactStatus.DEPRECATED,
+            at=T0 + timedelta(minutes=minutes),
+        )
     _retire(runtime, principal=who, ref=other, status=ArtifactStatus.FAILED, at=T0)
 
     with runtime.context() as ctx:
@@ -84,7 +94,8 @@ def test_gc_keeps_the_newest_retired_artifacts_of_each_package(
     assert sorted(v.sha256 for v in plan.artifacts) == sorted(doomed)
     assert plan.bytes == sum(v.size for v in plan.artifacts) > 0
     assert {(v.package, v.status) for v in plan.artifacts} == {
-        ("tool", "failed"), ("tool", "deprecated"),
+        ("tool", "failed"),
+        ("tool", "deprecated"),
     }
 
     with runtime.context(write=True) as ctx:
@@ -111,8 +122,13 @@ def test_gc_plan_made_stale_by_a_status_change_is_not_applied(
     runtime, who = gc_runtime, gc_maintainer
     shas = [upload_generic(runtime, principal=who, version=f"1.{i}").sha256 for i in range(2)]
     for i, sha in enumerate(shas):
-        _retire(runtime, principal=who, ref=sha, status=ArtifactStatus.FAILED,
-                at=T0 + timedelta(minutes=i))
+        _retire(
+            runtime,
+            principal=who,
+            ref=sha,
+            status=ArtifactStatus.FAILED,
+            at=T0 + timedelta(minutes=i),
+        )
     with runtime.context() as ctx:
         plan = maintenance.plan_gc(ctx)
     [victim] = plan.artifacts
@@ -132,8 +148,9 @@ def test_sweep_removes_unreferenced_blobs_only_after_the_grace_period(
     kept = upload_generic(runtime, principal=who, version="1.0").sha256
     gone = upload_generic(runtime, principal=who, version="1.1").sha256
     _retire(runtime, principal=who, ref=gone, status=ArtifactStatus.FAILED, at=T0)
-    _retire(runtime, principal=who, ref=kept, status=ArtifactStatus.FAILED,
-            at=T0 + timedelta(minutes=1))
+    _retire(
+        runtime, principal=who, ref=kept, status=ArtifactStatus.FAILED, at=T0 + timedelta(minutes=1)
+    )
     with runtime.context(write=True) as ctx:
         assert maintenance.apply_gc(ctx, maintenance.plan_gc(ctx)) == 1
     _age(store.path_for(kept), seconds=2 * 3600)
@@ -185,9 +202,15 @@ def test_sweep_keeps_blobs_derived_for_publishing(runtime: Runtime, uploader: Pr
     orphan.write(b"nobody refers to me")
     orphan_blob = orphan.commit()
     with runtime.context(write=True) as ctx:
-        ctx.repos.publishing.add_derived(DerivedBlob(
-            artifact_id=ctx.repos.artifacts.by_sha256(artifact.sha256).id, kind="rpm-signed:X",
-            sha256=derived.sha256, size=derived.size, created_at=ctx.now()))
+        ctx.repos.publishing.add_derived(
+            DerivedBlob(
+                artifact_id=ctx.repos.artifacts.by_sha256(artifact.sha256).id,
+                kind="rpm-signed:X",
+                sha256=derived.sha256,
+                size=derived.size,
+                created_at=ctx.now(),
+            )
+        )
     with runtime.context() as ctx:
         report = maintenance.sweep_blobs(ctx, dry_run=False, grace_seconds=0)
     assert report.blobs == [orphan_blob.sha256]

@@ -36,8 +36,10 @@ from packyard.services.ports import ChangeControlDecision
 
 DEFAULT_STAGES = ["new", "ci", "dev", "stage", "prod"]
 SHORT_PIPELINES = {
-    "default": {"stages": [{"name": s} for s in DEFAULT_STAGES[:-1]]
-                + [{"name": "prod", "change_control": True}]},
+    "default": {
+        "stages": [{"name": s} for s in DEFAULT_STAGES[:-1]]
+        + [{"name": "prod", "change_control": True}]
+    },
     "short": {"stages": [{"name": "dev"}, {"name": "prod", "change_control": True}]},
 }
 
@@ -48,7 +50,12 @@ def _current_stage(runtime: Runtime, ref: str) -> str | None:
 
 
 def assert_refusal_recorded(
-    runtime: Runtime, *, sha256: str, error: PackyardError, actor: str, stage: str,
+    runtime: Runtime,
+    *,
+    sha256: str,
+    error: PackyardError,
+    actor: str,
+    stage: str,
     action: str = "artifact.promote.refused",
 ) -> None:
     """The refusal outlived the failed unit of work: read back in a fresh one."""
@@ -61,8 +68,9 @@ def assert_refusal_recorded(
     assert event.reason == error.message
 
 
-def _set_status(runtime: Runtime, *, principal: Principal, ref: str,
-                status: ArtifactStatus) -> None:
+def _set_status(
+    runtime: Runtime, *, principal: Principal, ref: str, status: ArtifactStatus
+) -> None:
     with runtime.context(write=True) as ctx:
         promotions.set_status(ctx, principal=principal, ref=ref, status=status, reason="test")
 
@@ -81,8 +89,13 @@ def test_maintainer_promotes_through_the_default_pipeline(
     sha = upload_generic(runtime, principal=uploader).sha256
 
     for stage in DEFAULT_STAGES[1:]:
-        result = promote(runtime, principal=maintainer, ref=sha, stage=stage,
-                         change_control="CHG-7" if stage == "prod" else None)
+        result = promote(
+            runtime,
+            principal=maintainer,
+            ref=sha,
+            stage=stage,
+            change_control="CHG-7" if stage == "prod" else None,
+        )
         assert result.changed is True
         assert result.artifact.current_stage == stage
 
@@ -167,8 +180,11 @@ def test_unknown_stage_is_refused_naming_the_valid_ones(
     [(ArtifactStatus.FAILED, ArtifactFailed), (ArtifactStatus.DEPRECATED, ArtifactDeprecated)],
 )
 def test_retired_artifact_cannot_be_promoted(
-    runtime: Runtime, uploader: Principal, maintainer: Principal,
-    status: ArtifactStatus, error: type[PackyardError],
+    runtime: Runtime,
+    uploader: Principal,
+    maintainer: Principal,
+    status: ArtifactStatus,
+    error: type[PackyardError],
 ) -> None:
     sha = upload_generic(runtime, principal=uploader).sha256
     _set_status(runtime, principal=maintainer, ref=sha, status=status)
@@ -193,14 +209,15 @@ def test_held_artifact_cannot_be_promoted_until_released(
     _set_hold(runtime, principal=maintainer, ref=sha, held=False)
     assert promote(runtime, principal=maintainer, ref=sha, stage="ci").changed is True
     assert [e.action for e in events(runtime, object_id=sha)] == [
-        "artifact.upload", "artifact.hold", "artifact.promote.refused", "artifact.release",
+        "artifact.upload",
+        "artifact.hold",
+        "artifact.promote.refused",
+        "artifact.release",
         "artifact.promote",
     ]
 
 
-def test_role_without_promote_permission_is_refused(
-    runtime: Runtime, uploader: Principal
-) -> None:
+def test_role_without_promote_permission_is_refused(runtime: Runtime, uploader: Principal) -> None:
     sha = upload_generic(runtime, principal=uploader).sha256
 
     with pytest.raises(NotAuthorized) as info:
@@ -240,11 +257,17 @@ def test_user_limited_to_some_stages_is_refused_the_others(
 def test_stage_promote_roles_from_settings_refuse_other_roles(
     make_runtime: Callable[..., Runtime],
 ) -> None:
-    runtime = make_runtime(pipelines={"default": {"stages": [
-        {"name": "new"},
-        {"name": "ci", "promote_roles": ["admin", "maintainer", "uploader"]},
-        {"name": "prod", "promote_roles": ["admin"]},
-    ]}})
+    runtime = make_runtime(
+        pipelines={
+            "default": {
+                "stages": [
+                    {"name": "new"},
+                    {"name": "ci", "promote_roles": ["admin", "maintainer", "uploader"]},
+                    {"name": "prod", "promote_roles": ["admin"]},
+                ]
+            }
+        }
+    )
     uploader, _ = make_user(runtime, name="ci-bot", role=Role.UPLOADER)
     maintainer, _ = make_user(runtime, name="maint", role=Role.MAINTAINER)
     admin, _ = make_user(runtime, name="root", role=Role.ADMIN)
@@ -264,9 +287,16 @@ def test_uploader_in_promote_roles_is_still_refused_by_its_role(
     make_runtime: Callable[..., Runtime],
 ) -> None:
     # promote_roles narrows who may promote; it cannot grant the promote action to a role.
-    runtime = make_runtime(pipelines={"default": {"stages": [
-        {"name": "new"}, {"name": "ci", "promote_roles": ["uploader"]},
-    ]}})
+    runtime = make_runtime(
+        pipelines={
+            "default": {
+                "stages": [
+                    {"name": "new"},
+                    {"name": "ci", "promote_roles": ["uploader"]},
+                ]
+            }
+        }
+    )
     uploader, _ = make_user(runtime, name="ci-bot", role=Role.UPLOADER)
     sha = upload_generic(runtime, principal=uploader).sha256
 
@@ -278,14 +308,18 @@ def test_uploader_in_promote_roles_is_still_refused_by_its_role(
     ("change", "action"),
     [
         (lambda rt, p, sha: _set_hold(rt, principal=p, ref=sha, held=True), "artifact.hold"),
-        (lambda rt, p, sha: _set_status(rt, principal=p, ref=sha, status=ArtifactStatus.FAILED),
-         "artifact.fail"),
+        (
+            lambda rt, p, sha: _set_status(rt, principal=p, ref=sha, status=ArtifactStatus.FAILED),
+            "artifact.fail",
+        ),
     ],
     ids=["hold", "fail"],
 )
 def test_uploader_cannot_hold_or_fail_and_the_attempt_is_audited(
-    runtime: Runtime, uploader: Principal,
-    change: Callable[[Runtime, Principal, str], None], action: str,
+    runtime: Runtime,
+    uploader: Principal,
+    change: Callable[[Runtime, Principal, str], None],
+    action: str,
 ) -> None:
     sha = upload_generic(runtime, principal=uploader).sha256
 
@@ -303,8 +337,9 @@ def test_uploader_cannot_hold_or_fail_and_the_attempt_is_audited(
 # ---------------------------------------------------------------------------------- demotion
 
 
-def _demote(runtime: Runtime, *, principal: Principal, ref: str,
-            stage: str | None = None) -> promotions.TransitionResult:
+def _demote(
+    runtime: Runtime, *, principal: Principal, ref: str, stage: str | None = None
+) -> promotions.TransitionResult:
     with runtime.context(write=True) as ctx:
         return promotions.demote(ctx, principal=principal, ref=ref, stage=stage, note="bad build")
 
@@ -341,12 +376,18 @@ def test_demote_without_a_stage_takes_the_highest(
 def test_demote_keeps_stages_that_do_not_require_the_removed_one(
     make_runtime: Callable[..., Runtime],
 ) -> None:
-    runtime = make_runtime(pipelines={"default": {"stages": [
-        {"name": "new"},
-        {"name": "ci"},
-        {"name": "dev", "requires": ["new"]},
-        {"name": "stage", "requires": ["ci"]},
-    ]}})
+    runtime = make_runtime(
+        pipelines={
+            "default": {
+                "stages": [
+                    {"name": "new"},
+                    {"name": "ci"},
+                    {"name": "dev", "requires": ["new"]},
+                    {"name": "stage", "requires": ["ci"]},
+                ]
+            }
+        }
+    )
     maintainer, _ = make_user(runtime, name="maint", role=Role.MAINTAINER)
     sha = upload_generic(runtime, principal=maintainer).sha256
     promote_through(runtime, principal=maintainer, ref=sha, stages=["ci", "dev", "stage"])
@@ -367,8 +408,14 @@ def test_demote_out_of_the_first_stage_is_refused_and_audited(
 
     assert "first stage" in info.value.message
     assert stages_of(runtime, sha) == ["new"]
-    assert_refusal_recorded(runtime, sha256=sha, error=info.value, actor="maint", stage="new",
-                            action="artifact.demote.refused")
+    assert_refusal_recorded(
+        runtime,
+        sha256=sha,
+        error=info.value,
+        actor="maint",
+        stage="new",
+        action="artifact.demote.refused",
+    )
 
 
 def test_demote_of_a_stage_not_reached_changes_nothing(
@@ -380,8 +427,9 @@ def test_demote_of_a_stage_not_reached_changes_nothing(
     assert events(runtime, action="artifact.demote") == []
 
 
-def test_demote_needs_promote_permission(runtime: Runtime, uploader: Principal,
-                                        maintainer: Principal) -> None:
+def test_demote_needs_promote_permission(
+    runtime: Runtime, uploader: Principal, maintainer: Principal
+) -> None:
     sha = upload_generic(runtime, principal=uploader).sha256
     promote(runtime, principal=maintainer, ref=sha, stage="ci")
 
@@ -389,8 +437,14 @@ def test_demote_needs_promote_permission(runtime: Runtime, uploader: Principal,
         _demote(runtime, principal=uploader, ref=sha, stage="ci")
 
     assert stages_of(runtime, sha) == ["new", "ci"]
-    assert_refusal_recorded(runtime, sha256=sha, error=info.value, actor="ci-bot", stage="ci",
-                            action="artifact.demote.refused")
+    assert_refusal_recorded(
+        runtime,
+        sha256=sha,
+        error=info.value,
+        actor="ci-bot",
+        stage="ci",
+        action="artifact.demote.refused",
+    )
 
 
 # --------------------------------------------------------------------------- other pipelines
@@ -459,8 +513,9 @@ def test_change_control_approved_by_the_ticket_system(
     tickets = FakeChangeControl(approved={"CHG-1"})
     runtime.change_control = tickets
 
-    result = promote(runtime, principal=maintainer, ref=at_stage, stage="prod",
-                     change_control=" CHG-1 ")
+    result = promote(
+        runtime, principal=maintainer, ref=at_stage, stage="prod", change_control=" CHG-1 "
+    )
 
     assert result.changed is True
     assert tickets.asked == [("CHG-1", at_stage, "prod")]
@@ -479,8 +534,7 @@ def test_change_control_rejected_by_the_ticket_system_is_refused_and_audited(
 
     assert "CHG-2" in info.value.message and "awaiting CAB" in info.value.message
     assert "prod" not in stages_of(runtime, at_stage)
-    assert_refusal_recorded(runtime, sha256=at_stage, error=info.value, actor="maint",
-                            stage="prod")
+    assert_refusal_recorded(runtime, sha256=at_stage, error=info.value, actor="maint", stage="prod")
 
 
 def test_stages_without_change_control_do_not_ask_the_ticket_system(

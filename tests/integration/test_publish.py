@@ -130,8 +130,9 @@ def _apt_files(runtime: Runtime) -> dict[str, bytes]:
 def _published_in_blocks(
     make_runtime: Callable[..., Runtime],
 ) -> tuple[Runtime, dict[str, bytes], Path]:
-    """12 debs in ci published in blocks of 4: the runtime, the apt index files, the cache."""
-    runtime = _ready(make_runtime, publish={"block_entries": 4})
+    """12 debs in ci published in blocks of 4: the runtime, the apt index files, the cache
+    (on disk only, as a freshly started process finds it)."""
+    runtime = _ready(make_runtime, publish={"block_entries": 4, "block_cache_memory_mb": 0})
     _many_debs(runtime, 12)
     publish.publish(runtime.context, stages=["ci"], formats=["apt"])
     assert runtime.publications is not None

@@ -44,6 +44,9 @@ def test_repeated_wrong_passwords_lock_the_name_out_for_a_while(runtime: Runtime
 
 
 def test_unknown_names_are_refused_like_wrong_passwords(runtime: Runtime) -> None:
-    with pytest.raises(NotAuthenticated, match="wrong user name or password"), runtime.context(write=True) as ctx:
+    with (
+        pytest.raises(NotAuthenticated, match="wrong user name or password"),
+        runtime.context(write=True) as ctx,
+    ):
         users.sign_in(ctx, name="nobody", password="x")
     assert [e.object_id for e in events(runtime, action="user.sign_in.refused")] == ["nobody"]

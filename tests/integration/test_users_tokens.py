@@ -25,11 +25,17 @@ def _authenticate(runtime: Runtime, secret: str, *, at: timedelta | None = None)
         return users.authenticate_token(ctx, secret)
 
 
-def _create_token(runtime: Runtime, *, principal: Principal, user: str | None = None,
-                  expires_in: timedelta | None = None) -> users.CreatedToken:
+def _create_token(
+    runtime: Runtime,
+    *,
+    principal: Principal,
+    user: str | None = None,
+    expires_in: timedelta | None = None,
+) -> users.CreatedToken:
     with runtime.context(write=True) as ctx:
-        return users.create_token(ctx, principal=principal, name="laptop", user=user,
-                                  expires_in=expires_in)
+        return users.create_token(
+            ctx, principal=principal, name="laptop", user=user, expires_in=expires_in
+        )
 
 
 def _revoke(runtime: Runtime, *, principal: Principal, token_id: int) -> None:
@@ -54,9 +60,11 @@ def test_token_authenticates_as_its_user(runtime: Runtime) -> None:
 
 @pytest.mark.parametrize(
     ("secret", "message"),
-    [("pky_" + "A" * 43, "the token is not valid"),
-     ("ghp_abcdef", "the token is not a Packyard API token"),
-     ("", "the token is not a Packyard API token")],
+    [
+        ("pky_" + "A" * 43, "the token is not valid"),
+        ("ghp_abcdef", "the token is not a Packyard API token"),
+        ("", "the token is not a Packyard API token"),
+    ],
 )
 def test_unknown_token_is_refused(runtime: Runtime, secret: str, message: str) -> None:
     make_user(runtime, name="alice", role=Role.ADMIN)
@@ -91,8 +99,10 @@ def test_token_expires(runtime: Runtime) -> None:
 def test_token_with_expiry_in_the_past_is_refused(runtime: Runtime) -> None:
     principal, secret = make_user(runtime, name="alice", role=Role.UPLOADER)
     with runtime.context(write=True) as ctx:
-        ctx.repos.session.execute(text("UPDATE api_tokens SET expires_at = :t WHERE id = :id"),
-                                  {"t": utcnow() - timedelta(seconds=1), "id": principal.token_id})
+        ctx.repos.session.execute(
+            text("UPDATE api_tokens SET expires_at = :t WHERE id = :id"),
+            {"t": utcnow() - timedelta(seconds=1), "id": principal.token_id},
+        )
 
     with pytest.raises(NotAuthenticated, match="expired"):
         _authenticate(runtime, secret)
@@ -153,8 +163,11 @@ def test_uploader_creates_own_tokens_but_not_others(runtime: Runtime) -> None:
     with pytest.raises(NotAuthorized, match="create tokens for other users"):
         _create_token(runtime, principal=uploader, user="alice")
     with runtime.context() as ctx:
-        assert [t.user.name for t in users.list_tokens(ctx, principal=SYSTEM, all_users=True)] \
-            == ["ci-bot", "alice", "ci-bot"]
+        assert [t.user.name for t in users.list_tokens(ctx, principal=SYSTEM, all_users=True)] == [
+            "ci-bot",
+            "alice",
+            "ci-bot",
+        ]
 
 
 def test_users_see_and_revoke_only_their_own_tokens(runtime: Runtime) -> None:
@@ -174,11 +187,13 @@ def test_users_see_and_revoke_only_their_own_tokens(runtime: Runtime) -> None:
 
 def test_admin_creates_users_with_stage_limits(runtime: Runtime, admin: Principal) -> None:
     with runtime.context(write=True) as ctx:
-        users.create_user(ctx, principal=admin, name="dev-lead", role=Role.MAINTAINER,
-                          stages=["ci", "dev"])
+        users.create_user(
+            ctx, principal=admin, name="dev-lead", role=Role.MAINTAINER, stages=["ci", "dev"]
+        )
         with pytest.raises(InvalidRequest, match="unknown stage"):
-            users.create_user(ctx, principal=admin, name="typo", role=Role.MAINTAINER,
-                              stages=["prdo"])
+            users.create_user(
+                ctx, principal=admin, name="typo", role=Role.MAINTAINER, stages=["prdo"]
+            )
         with pytest.raises(InvalidRequest, match="already exists"):
             users.create_user(ctx, principal=admin, name="dev-lead", role=Role.VIEWER)
         with pytest.raises(InvalidRequest, match="invalid user name"):

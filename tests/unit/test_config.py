@@ -49,9 +49,18 @@ def write_toml(path: Path, config: dict[str, Any]) -> Path:
 @pytest.mark.parametrize(
     ("value", "size"),
     [
-        (1073741824, GiB), ("0", 0), ("512", 512), ("512M", 512 * 1024**2), ("10G", 10 * GiB),
-        ("10GiB", 10 * GiB), ("10GB", 10 * GiB), ("10g", 10 * GiB), ("1k", 1024),
-        ("2T", 2 * 1024**4), (" 7 M ", 7 * 1024**2), ("100B", 100),
+        (1073741824, GiB),
+        ("0", 0),
+        ("512", 512),
+        ("512M", 512 * 1024**2),
+        ("10G", 10 * GiB),
+        ("10GiB", 10 * GiB),
+        ("10GB", 10 * GiB),
+        ("10g", 10 * GiB),
+        ("1k", 1024),
+        ("2T", 2 * 1024**4),
+        (" 7 M ", 7 * 1024**2),
+        ("100B", 100),
     ],
 )
 def test_parse_size(value: int | str, size: int) -> None:
@@ -75,12 +84,15 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.retention.keep_failed == 5
     assert settings.default_pipeline == "default"
     assert list(settings.pipelines) == ["default"]
-    assert settings.resolved_database_url == f"sqlite:///{(tmp_path / 'data').resolve()}/packyard.db"
+    assert (
+        settings.resolved_database_url == f"sqlite:///{(tmp_path / 'data').resolve()}/packyard.db"
+    )
     assert settings.resolved_blob_dir == tmp_path / "data" / "blobs"
 
 
-def test_environment_overrides_nested_settings(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_environment_overrides_nested_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PACKYARD_UPLOAD__MAX_SIZE", "1G")
     monkeypatch.setenv("PACKYARD_RETENTION__KEEP_FAILED", "2")
 
@@ -100,10 +112,13 @@ def test_config_file_in_the_data_dir_is_read(tmp_path: Path) -> None:
     assert settings.upload.max_size == 3 * 1024**2
 
 
-def test_environment_wins_over_the_file_key_by_key(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
-    write_toml(tmp_path / "packyard.toml",
-               {"port": 9001, "upload": {"max_size": "1M", "require_justification": False}})
+def test_environment_wins_over_the_file_key_by_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_toml(
+        tmp_path / "packyard.toml",
+        {"port": 9001, "upload": {"max_size": "1M", "require_justification": False}},
+    )
     monkeypatch.setenv("PACKYARD_UPLOAD__MAX_SIZE", "2M")
 
     settings = load_settings(data_dir=tmp_path)
@@ -114,8 +129,9 @@ def test_environment_wins_over_the_file_key_by_key(monkeypatch: pytest.MonkeyPat
     assert settings.port == 9001
 
 
-def test_flags_win_over_environment_and_file(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+def test_flags_win_over_environment_and_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     write_toml(tmp_path / "packyard.toml", {"port": 9001, "host": "0.0.0.0"})
     monkeypatch.setenv("PACKYARD_PORT", "9002")
 
@@ -125,8 +141,7 @@ def test_flags_win_over_environment_and_file(monkeypatch: pytest.MonkeyPatch,
     assert settings.host == "0.0.0.0"  # None flags are "not given"
 
 
-def test_config_file_named_by_environment(monkeypatch: pytest.MonkeyPatch,
-                                         tmp_path: Path) -> None:
+def test_config_file_named_by_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = write_toml(tmp_path / "etc" / "packyard.toml", {"log_level": "debug"})
     write_toml(tmp_path / "data" / "packyard.toml", {"log_level": "error"})
     monkeypatch.setenv("PACKYARD_CONFIG", str(path))
@@ -176,20 +191,35 @@ def test_package_pipeline_naming_an_unknown_pipeline(tmp_path: Path) -> None:
 
 
 def test_default_pipeline_must_be_defined(tmp_path: Path) -> None:
-    error = _config_error(tmp_path, {
-        "pipelines": {"short": {"stages": [{"name": "dev"}, {"name": "prod"}]}},
-    })
+    error = _config_error(
+        tmp_path,
+        {
+            "pipelines": {"short": {"stages": [{"name": "dev"}, {"name": "prod"}]}},
+        },
+    )
 
     assert "default_pipeline 'default' is not defined in [pipelines]" in error.message
 
 
 def test_stage_requiring_a_later_stage(tmp_path: Path) -> None:
-    error = _config_error(tmp_path, {"pipelines": {"default": {"stages": [
-        {"name": "dev", "requires": ["prod"]}, {"name": "prod"},
-    ]}}})
+    error = _config_error(
+        tmp_path,
+        {
+            "pipelines": {
+                "default": {
+                    "stages": [
+                        {"name": "dev", "requires": ["prod"]},
+                        {"name": "prod"},
+                    ]
+                }
+            }
+        },
+    )
 
-    assert ("stage 'dev' of pipeline 'default' requires 'prod', which is not an earlier stage"
-            in error.message)
+    assert (
+        "stage 'dev' of pipeline 'default' requires 'prod', which is not an earlier stage"
+        in error.message
+    )
 
 
 def test_pipeline_without_stages(tmp_path: Path) -> None:
@@ -199,9 +229,18 @@ def test_pipeline_without_stages(tmp_path: Path) -> None:
 
 
 def test_unknown_promote_role(tmp_path: Path) -> None:
-    error = _config_error(tmp_path, {"pipelines": {"default": {"stages": [
-        {"name": "new", "promote_roles": ["superuser"]},
-    ]}}})
+    error = _config_error(
+        tmp_path,
+        {
+            "pipelines": {
+                "default": {
+                    "stages": [
+                        {"name": "new", "promote_roles": ["superuser"]},
+                    ]
+                }
+            }
+        },
+    )
 
     assert "promote_roles" in error.message
 
@@ -225,11 +264,19 @@ def test_negative_retention_is_refused(tmp_path: Path) -> None:
 
 
 def test_configured_pipelines_become_domain_pipelines(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, pipelines={
-        "default": {"stages": [{"name": "new"}, {"name": "prod", "change_control": True,
-                                                  "promote_roles": ["admin"]}]},
-        "short": {"stages": [{"name": "dev"}, {"name": "prod", "requires": ["dev"]}]},
-    }, package_pipelines={"notes-app": "short"})
+    settings = load_settings(
+        data_dir=tmp_path,
+        pipelines={
+            "default": {
+                "stages": [
+                    {"name": "new"},
+                    {"name": "prod", "change_control": True, "promote_roles": ["admin"]},
+                ]
+            },
+            "short": {"stages": [{"name": "dev"}, {"name": "prod", "requires": ["dev"]}]},
+        },
+        package_pipelines={"notes-app": "short"},
+    )
 
     built = settings.build_pipelines()
 
@@ -279,12 +326,15 @@ def test_default_config_mentions_every_setting() -> None:
     names += [f"pipelines.*.{n}" for n in PipelineSettings.model_fields]
     names += [f"pipelines.*.stages.{n}" for n in StageSettings.model_fields]
 
-    missing = [n for n in names
-               if not re.search(rf"\b{re.escape(n.rsplit('.', 1)[-1])}\b", text)]
+    missing = [n for n in names if not re.search(rf"\b{re.escape(n.rsplit('.', 1)[-1])}\b", text)]
 
     assert missing == []
-    assert {"upload.max_size", "retention.keep_failed", "change_control.token",
-            "pipelines.*.stages.promote_roles"} <= set(names)
+    assert {
+        "upload.max_size",
+        "retention.keep_failed",
+        "change_control.token",
+        "pipelines.*.stages.promote_roles",
+    } <= set(names)
 
 
 _TWO_PIPELINES = {

@@ -3,6 +3,7 @@ or not at all, and a self-checking block cache."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def test_a_failed_snapshot_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 def test_the_block_cache_refuses_damaged_records(tmp_path: Path) -> None:
-    store = LocalPublicationStore(tmp_path)
+    store = LocalPublicationStore(tmp_path, memory_bytes=0)  # what a new process reads
     store.cache_put("z" + "ab" * 32, b"compressed bytes")
     assert store.cache_get("z" + "ab" * 32) == b"compressed bytes"
     [record] = [p for p in (tmp_path / ".cache").rglob("*") if p.is_file()]
@@ -50,7 +51,39 @@ def test_the_block_cache_refuses_damaged_records(tmp_path: Path) -> None:
     assert store.cache_get("z" + "ab" * 32) is None
     assert store.cache_get("z" + "cd" * 32) is None  # never written
     store.cache_clear()
-    assert not (tmp_path / ".cache").exists()
+    assert [p.name for p in (tmp_path / ".cache").rglob("*")] == [".generation"]
+
+
+def test_recent_block_records_are_kept_in_memory_within_a_limit(tmp_path: Path) -> None:
+    store = LocalPublicationStore(tmp_path, memory_bytes=4000)
+    for n in range(5):
+        store.cache_put(f"z{n:064d}", bytes([n]) * 900)
+    shutil.rmtree(tmp_path / ".cache" / "z0")  # every record gone from disk
+    # The four newest records (3,600 bytes) are still in memory; the oldest fell out of the
+    # 4,000-byte budget when the fifth came.
+    assert [store.cache_get(f"z{n:064d}") is not None for n in range(5)] == [
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
+    assert store.cache_get(f"z{3:064d}") == b"\x03" * 900
+
+
+def test_clearing_the_block_cache_reaches_other_processes_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from packyard.storage.publications import _MemoryCache
+
+    monkeypatch.setattr(_MemoryCache, "CHECK_INTERVAL", 0.0)
+    worker, other = LocalPublicationStore(tmp_path), LocalPublicationStore(tmp_path)
+    worker.cache_put("t" + "ab" * 32, b"old text")
+    assert worker.cache_get("t" + "ab" * 32) == b"old text"
+    other.cache_clear()  # `packyard publish --recompute` run by another process
+    assert worker.cache_get("t" + "ab" * 32) is None
+    worker.cache_put("t" + "ab" * 32, b"new text")
+    assert other.cache_get("t" + "ab" * 32) == b"new text"
 
 
 def test_objects_a_crash_left_unnamed_are_removed_at_start(tmp_path: Path) -> None:

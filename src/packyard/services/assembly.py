@@ -34,13 +34,14 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from packyard.formats.blockpack import (
     CODEC_VERSION,
     CompressedBlock,
     boundaries,
+    combined_crc32,
     compress_block,
     gzip_join,
     xz_join,
@@ -69,19 +70,27 @@ Loader = Callable[[Sequence[int]], dict[int, Sequence[bytes]]]
 
 @dataclass(frozen=True, kw_only=True)
 class Variant:
-    """One published file of a document (plain, .gz or .xz) with its sha256."""
+    """One published file of a document (plain, .gz or .xz) with its sha256 (which may still
+    be computed on the hashing thread: ``sha256`` waits for it)."""
 
     data: bytes
-    sha256: str
+    digest: str | Future[str]
+
+    @property
+    def sha256(self) -> str:
+        return self.digest if isinstance(self.digest, str) else self.digest.result()
 
     @classmethod
     def of(cls, data: bytes) -> Variant:
-        return cls(data=data, sha256=hashlib.sha256(data).hexdigest())
+        return cls(data=data, digest=hashlib.sha256(data).hexdigest())
 
 
 @dataclass(frozen=True, kw_only=True)
 class Document:
+    #: The plain text; ``data`` is empty when the document was made with ``join=False``.
     raw: Variant
+    #: Length of the plain text.
+    size: int
     gz: Variant | None = None
     xz: Variant | None = None
     blocks: int = 0
@@ -122,6 +131,7 @@ class BlockAssembler:
     _parts: dict[int, Sequence[bytes]] = field(default_factory=dict)
     #: Blocks whose entries had to be rendered, over every document (for the log).
     rendered_blocks: int = 0
+    _cuts: tuple[list[int], list[tuple[list[int], bytes]]] | None = None
 
     def document(
         self,
@@ -132,17 +142,16 @@ class BlockAssembler:
         tail: bytes = b"",
         compress: bool = True,
         xz: bool = True,
+        join: bool = True,
     ) -> Document:
         """The document ``name`` of the entries ``ids`` (in this order) between head and tail,
         plain, gzip'd and (with ``xz``) xz'd; ``compress=False`` makes the plain text only,
-        without a digest (it is part of another file)."""
-        # A rebuild neither reads nor writes membership records: no keys to compute.
+        without a digest (it is part of another file). ``join=False``: the plain text is not
+        published, only its digest and size are needed (rpm's open-checksum), so it is hashed
+        block by block on the hashing thread and never joined."""
         blocks = [
-            _Block(
-                ids=list(ids[start:end]),
-                membership="" if self.rebuild else self._membership_key(name, ids[start:end]),
-            )
-            for start, end in boundaries(ids, target=self.target)
+            _Block(ids=block_ids, membership=self._membership_key(name, digest))
+            for block_ids, digest in self._cut(ids)
         ]
         if not self.rebuild:
             for block in blocks:
@@ -159,23 +168,28 @@ class BlockAssembler:
             self._remember(block, pointer=not self.rebuild)
         self.rendered_blocks += len(todo)
         texts = [head, *(b.text or b"" for b in blocks), tail]
-        raw = b"".join(texts)
         if not compress:
             # Parts of other files (a manifest's pool map, a JSON index's items): no digest.
+            raw = b"".join(texts)
             return Document(
-                raw=Variant(data=raw, sha256=""), blocks=len(blocks), rebuilt_blocks=len(todo)
+                raw=Variant(data=raw, digest=""),
+                size=len(raw),
+                blocks=len(blocks),
+                rebuilt_blocks=len(todo),
             )
-        # The whole text's sha256 on another core (hashlib and zlib release the GIL) while
-        # this thread takes its CRC-32 and joins the compressed files.
-        raw_digest = _hasher().submit(lambda: hashlib.sha256(raw).hexdigest())
+        # The whole text's sha256 on another core (hashlib releases the GIL), left running
+        # while this thread joins the compressed files and the caller goes on.
+        raw_digest = _hasher().submit(_sha256_of, texts)
         ends = [
             _small_block(head, xz=xz),
             *(b.packed for b in blocks if b.packed),
             _small_block(tail, xz=xz),
         ]
-        gz = Variant.of(gzip_join(ends, crc32=zlib.crc32(raw), size=len(raw)))
+        size = sum(e.size for e in ends)
+        gz = Variant.of(gzip_join(ends, crc32=_crc32_of(ends, texts), size=size))
         return Document(
-            raw=Variant(data=raw, sha256=raw_digest.result()),
+            raw=Variant(data=b"".join(texts) if join else b"", digest=raw_digest),
+            size=size,
             gz=gz,
             xz=Variant.of(xz_join(ends)) if xz else None,
             blocks=len(blocks),
@@ -184,9 +198,29 @@ class BlockAssembler:
 
     # ------------------------------------------------------------------ internals
 
-    def _membership_key(self, name: str, ids: Sequence[int]) -> str:
+    def _cut(self, ids: Sequence[int]) -> list[tuple[list[int], bytes]]:
+        """The blocks of ``ids`` with a digest of each block's ids (none for a rebuild, which
+        neither reads nor writes membership records). Builders pass the same ids for several
+        documents (rpm's three, apt's pool): cut once."""
+        if self._cuts is not None and self._cuts[0] == ids:
+            return self._cuts[1]
+        blocks = [
+            (
+                list(ids[start:end]),
+                b""
+                if self.rebuild
+                else hashlib.sha256(",".join(map(str, ids[start:end])).encode()).digest(),
+            )
+            for start, end in boundaries(ids, target=self.target)
+        ]
+        self._cuts = (list(ids), blocks)
+        return blocks
+
+    def _membership_key(self, name: str, ids_digest: bytes) -> str:
+        if self.rebuild:
+            return ""
         h = hashlib.sha256(f"{self.kind}\0{name}\0{CODEC_VERSION}\0".encode())
-        h.update(",".join(map(str, ids)).encode())
+        h.update(ids_digest)
         return "m" + h.hexdigest()
 
     def _content_key(self, name: str, text: bytes) -> str:
@@ -256,6 +290,24 @@ class BlockAssembler:
             return
         self.store.cache_put("t" + block.content, block.text)
         self.store.cache_put(block.membership, block.content.encode("ascii"))
+
+
+def _sha256_of(parts: Sequence[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _crc32_of(blocks: Sequence[CompressedBlock], parts: Sequence[bytes]) -> int:
+    """The CRC-32 of the joined text: combined from the blocks' own, or over the text."""
+    try:
+        return combined_crc32(blocks)
+    except LookupError:
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        return crc
 
 
 @functools.lru_cache(maxsize=256)

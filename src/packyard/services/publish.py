@@ -30,6 +30,7 @@ the job queue (jobs/).
 from __future__ import annotations
 
 import base64
+import bisect
 import gc
 import hashlib
 import json
@@ -38,6 +39,8 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -287,6 +290,120 @@ class Item(NamedTuple):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChannelQuery:
+    """What a publish lists of a channel: its artifacts and whether each has its entry."""
+
+    stage: str
+    formats: tuple[str, ...]
+    kind: str
+    with_pipeline: bool
+
+    def rows(
+        self, ctx: Context, *, content: bool = False, ids: Sequence[int] | None = None
+    ) -> list[ChannelRow]:
+        return ctx.repos.artifacts.channel_rows(
+            self.stage,
+            formats=self.formats,
+            kind=self.kind,
+            content=content,
+            with_pipeline=self.with_pipeline,
+            ids=ids,
+        )
+
+    @staticmethod
+    def items(ctx: Context, rows: Sequence[ChannelRow]) -> list[Item]:
+        assigned, default = ctx.settings.package_pipelines, ctx.settings.default_pipeline
+        return [Item.row(r, assigned, default) for r in rows]
+
+
+@dataclass
+class _Listing:
+    marker: int
+    listed_at: float
+    rows: list[ChannelRow]
+    items: list[Item]
+    #: artifact id -> name: where a row sits in the (name, id) order.
+    names: dict[int, str]
+
+    @classmethod
+    def of(cls, marker: int, rows: list[ChannelRow], items: list[Item]) -> _Listing:
+        names = {r[0]: r[3] for r in rows}
+        return cls(marker, time.monotonic(), rows, items, names)
+
+    def patch(self, fresh: Sequence[ChannelRow], items: Sequence[Item], ids: set[int]) -> None:
+        """Replace the rows of ``ids`` by ``fresh`` (those still in the channel), in place:
+        a few bisections, not a pass over the listing."""
+        for artifact_id in ids:
+            name = self.names.pop(artifact_id, None)
+            if name is None:
+                continue
+            at = bisect.bisect_left(self.rows, (name, artifact_id), key=_order)
+            del self.rows[at]
+            del self.items[at]
+        for row, item in zip(fresh, items, strict=True):
+            at = bisect.bisect_left(self.rows, (row[3], row[0]), key=_order)
+            self.rows.insert(at, row)
+            self.items.insert(at, item)
+            self.names[row[0]] = row[3]
+
+
+def _order(row: ChannelRow) -> tuple[str, int]:
+    """A row's place in a channel: name, then id (as the listing query orders them)."""
+    return row[3], row[0]
+
+
+class ChannelListings:
+    """Channel listings kept in memory between publishes and brought up to date from the
+    database's feed of membership changes (``MembershipChange``, written by triggers).
+
+    Listing a channel of 10,000 artifacts is a three-table query of 10,000 rows and 10,000
+    ``Item`` objects: most of an incremental publish's time. Here an incremental publish reads
+    the ids that changed since the last one and re-reads those rows only, so its work follows
+    the change, not the channel. A listing is made afresh when it is older than ``MAX_AGE``
+    (the feed keeps an hour), when too much changed to be worth patching, and for
+    ``full`` publishes (which read every entry anyway). Keyed by database engine: one
+    process may serve several databases (tests do).
+    """
+
+    MAX_AGE = 600.0
+    MAX_CHANGES = 2000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_engine: weakref.WeakKeyDictionary[Any, dict[ChannelQuery, _Listing]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, ctx: Context, query: ChannelQuery) -> tuple[list[ChannelRow], list[Item]]:
+        engine = ctx.repos.session.get_bind()
+        with self._lock:
+            cached = self._by_engine.setdefault(engine, {}).get(query)
+        repos = ctx.repos.artifacts
+        if cached is not None and time.monotonic() - cached.listed_at < self.MAX_AGE:
+            marker, changed = repos.membership_changes(cached.marker)
+            if len(changed) <= self.MAX_CHANGES:
+                # Patched in place: publishes of one channel take turns (_channel_locks), so
+                # the lists handed out last time are no longer in use.
+                fresh = query.rows(ctx, ids=sorted(changed)) if changed else []
+                cached.patch(fresh, query.items(ctx, fresh), changed)
+                cached.marker = marker
+                return cached.rows, cached.items
+        marker = repos.membership_marker()  # before the listing: later changes come next time
+        rows = query.rows(ctx)
+        listing = _Listing.of(marker, rows, query.items(ctx, rows))
+        with self._lock:
+            self._by_engine[engine][query] = listing
+        return listing.rows, listing.items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_engine.clear()
+
+
+_listings = ChannelListings()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Computed:
     """A computed index entry and the derived file it made (a signed rpm), if any."""
 
@@ -411,6 +528,8 @@ class Signing:
 
 
 _channel_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+#: Computed entries beyond which a publish collects their garbage at once (see below).
+_COLLECT_AFTER = 256
 
 
 def publish(
@@ -514,17 +633,20 @@ def _publish_channel(
         kind = builder.entry_kind(ctx) + (
             f":{signing.primary}" if builder.format in ("dnf", "pacman") else ""
         )
-        rows = ctx.repos.artifacts.channel_rows(
-            channel.stage,
+        listing = ChannelQuery(
+            stage=channel.stage,
             formats=CHANNEL_FORMATS[channel.format],
             kind=kind,
-            content=full,
             # Only apt channels with a distribution per pipeline need each package's pipeline.
             with_pipeline=channel.format == "apt"
             and len(ctx.settings.apt_distributions(channel.stage)) > 1,
         )
-        assigned, default = ctx.settings.package_pipelines, ctx.settings.default_pipeline
-        items = _keep_latest(ctx, channel, [Item.row(r, assigned, default) for r in rows])
+        if full:
+            rows = listing.rows(ctx, content=True)
+            items = listing.items(ctx, rows)
+        else:
+            rows, items = _listings.get(ctx, listing)
+        items = _keep_latest(ctx, channel, items)
         kept = {i.id for i in items} if len(items) != len(rows) else None
         contents: dict[int, str | bytes] = {}
         if full and not recompute:
@@ -545,9 +667,11 @@ def _publish_channel(
             for c in computed.values():
                 if c.derived is not None:
                     ctx.repos.publishing.add_derived(c.derived)
-        # The collector is off while publishing (_no_gc_pauses); the ORM objects of the
-        # computed artifacts are cyclic garbage now: collect the young generation once.
-        gc.collect(0)
+        if len(computed) > _COLLECT_AFTER:
+            # The collector is off while publishing (_no_gc_pauses); the ORM objects of the
+            # computed artifacts are cyclic garbage now: collect the young generation once
+            # (a few are left to the collector's next run after the publish).
+            gc.collect(0)
     contents.update({i: c.content for i, c in computed.items()})
     with uow() as ctx:
         entries = Entries(
@@ -604,7 +728,7 @@ def _publish_channel(
             reason=trigger,
         )
         ctx.after_commit(lambda: store.activate(channel.format, channel.stage, snapshot))
-    _prune(uow, channel=channel, keep=settings.publish.keep_snapshots)
+        _prune(ctx, channel=channel, keep=settings.publish.keep_snapshots)
     return PublishResult(
         channel=channel.name,
         snapshot=snapshot,
@@ -681,27 +805,35 @@ def _compute(ctx: Context, builder: Builder, item: Item, *, signing: Signing) ->
 
 
 _KEPT_STATUSES = ("current", "superseded", "rolled_back")
+_MEMBERSHIP_FEED_KEPT = timedelta(hours=1)
 
 
-def _prune(uow: UnitOfWork, *, channel: Channel, keep: int) -> None:
-    with uow(write=True) as ctx:
-        # Only kept snapshots (pruned rows stay as history but are not loaded here).
-        rows = ctx.repos.publishing.publications(
-            channel=channel.name, statuses=_KEPT_STATUSES, limit=1000
-        )
-        store = ctx.publications
-        assert store is not None
+def _prune(ctx: Context, *, channel: Channel, keep: int) -> None:
+    """Mark the channel's snapshots beyond the newest ``keep`` pruned and delete them after
+    the commit (in the transaction that records a new publication, whose switch runs first);
+    and trim the feed of membership changes."""
+    # Only kept snapshots (pruned rows stay as history but are not loaded here).
+    rows = ctx.repos.publishing.publications(
+        channel=channel.name, statuses=_KEPT_STATUSES, limit=1000
+    )
+    store = ctx.publications
+    assert store is not None
+    doomed = [p for p in rows[keep:] if p.status != "current"]
+    for pub in doomed:
+        pub.status = "pruned"
+    # The feed behind cached channel listings keeps an hour (ChannelListings.MAX_AGE).
+    ctx.repos.artifacts.prune_membership_changes(
+        before=ctx.now().replace(tzinfo=None) - _MEMBERSHIP_FEED_KEPT
+    )
+    snapshots = [p.snapshot for p in doomed]
+
+    def delete_snapshots() -> None:
         live = store.current(channel.format, channel.stage)
-        doomed = [p for p in rows[keep:] if p.status != "current" and p.snapshot != live]
-        for pub in doomed:
-            pub.status = "pruned"
-        snapshots = [p.snapshot for p in doomed]
-
-        def delete_snapshots() -> None:
-            for snapshot in snapshots:
+        for snapshot in snapshots:
+            if snapshot != live:  # the switch to the new snapshot failed: keep serving this
                 store.delete(channel.format, channel.stage, snapshot)
 
-        ctx.after_commit(delete_snapshots)
+    ctx.after_commit(delete_snapshots)
 
 
 # --------------------------------------------------------------------------- status & rollback
@@ -989,15 +1121,21 @@ class DnfBuilder:
     ) -> Assembled:
         out = Assembled()
         ids = [i.id for i in items]
-        files = []
-        for kind in rpm_repo.DOCUMENTS:
-            document = entries.blocks.document(
+        # Only the gzip'd documents are published: their plain texts are hashed (for
+        # open-checksum) on the hashing thread while the next document is assembled.
+        documents = {
+            kind: entries.blocks.document(
                 kind,
                 ids,
                 head=rpm_repo.document_head(kind, len(ids)),
                 tail=rpm_repo.document_tail(kind),
                 xz=False,
+                join=False,
             )
+            for kind in rpm_repo.DOCUMENTS
+        }
+        files = []
+        for kind, document in documents.items():
             assert document.gz is not None
             files.append(
                 rpm_repo.RepoDataFile.of(
@@ -1005,7 +1143,7 @@ class DnfBuilder:
                     data=document.gz.data,
                     checksum=document.gz.sha256,
                     open_checksum=document.raw.sha256,
-                    open_size=len(document.raw.data),
+                    open_size=document.size,
                 )
             )
         now = int(datetime.now(UTC).timestamp())

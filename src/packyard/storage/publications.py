@@ -15,6 +15,10 @@ deleted. ``<root>/.cache/`` holds compressed index blocks (formats/blockpack.py)
 each record checked by a CRC-32 on read (a torn write or bit rot is a miss, never published),
 safe to delete at any time. The cache is as trusted as the rest of the data dir (whoever can
 write it can also replace the signing key), so the check is against damage, not forgery.
+Recently used records are also kept in memory (``memory_bytes``, least recently used out):
+records never change under their key, so a copy in memory cannot go stale, except that
+``cache_clear`` (a recompute, possibly in another process) forgets them: it leaves a new
+generation mark in the cache, which every process checks at most once a second.
 
 Not handled: remote stores (S3 pushes copy finished snapshots elsewhere).
 """
@@ -26,8 +30,10 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -38,6 +44,7 @@ __all__ = ["LocalPublicationStore", "SnapshotWriter"]
 MANIFEST = "manifest.json"
 _OBJECTS = ".objects"
 _CACHE = ".cache"
+_GENERATION = ".generation"  # rewritten by cache_clear: memory copies elsewhere are dropped
 _CACHE_HEADER = 4  # CRC-32 of the payload: catches torn writes and bit rot, at memory speed
 
 
@@ -118,11 +125,73 @@ class SnapshotWriter:
         self._pending[digest] = tmp
 
 
+class _MemoryCache:
+    """Block cache records in memory, least recently used dropped beyond ``limit`` bytes."""
+
+    #: How often (seconds) to check that the cache directory was not cleared meanwhile.
+    CHECK_INTERVAL = 1.0
+
+    def __init__(self, limit: int, root: str) -> None:
+        self.limit = limit
+        self._root = root
+        self._records: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self._generation: bytes | None = None
+        self._checked = 0.0
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            self._check()
+            data = self._records.get(key)
+            if data is not None:
+                self._records.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.limit // 4:
+            return
+        with self._lock:
+            self._check()
+            old = self._records.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._records[key] = data
+            self._size += len(data)
+            while self._size > self.limit:
+                _key, dropped = self._records.popitem(last=False)
+                self._size -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+            self._size = 0
+            self._generation, self._checked = None, 0.0
+
+    def _check(self) -> None:
+        """Forget everything when the cache's generation mark changed (``cache_clear`` in
+        any process writes a new one)."""
+        now = time.monotonic()
+        if now - self._checked < self.CHECK_INTERVAL:
+            return
+        self._checked = now
+        try:
+            with open(os.path.join(self._root, _GENERATION), "rb") as handle:
+                generation = handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            generation = b""
+        if generation != self._generation:
+            self._records.clear()
+            self._size = 0
+            self._generation = generation
+
+
 class LocalPublicationStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, memory_bytes: int = 64 * 1024 * 1024) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._cache_root = str(root / _CACHE)
+        self._memory = _MemoryCache(memory_bytes, self._cache_root)
 
     def _channel_dir(self, fmt: str, stage: str) -> Path:
         return self.root / _safe_name(fmt) / _safe_name(stage)
@@ -229,6 +298,9 @@ class LocalPublicationStore:
 
     def cache_get(self, key: str) -> bytes | None:
         """A cached block written by ``cache_put``, or None (missing or damaged)."""
+        remembered = self._memory.get(key)
+        if remembered is not None:
+            return remembered
         # Plain os.path: hundreds of these run per publication.
         path = os.path.join(self._cache_root, _safe_name(key[:2]), _safe_name(key))
         try:
@@ -239,6 +311,7 @@ class LocalPublicationStore:
         payload = data[_CACHE_HEADER:]
         if len(data) < _CACHE_HEADER or _crc(payload) != data[:_CACHE_HEADER]:
             return None
+        self._memory.put(key, payload)
         return payload
 
     def cache_put(self, key: str, data: bytes) -> None:
@@ -248,6 +321,7 @@ class LocalPublicationStore:
         tmp = folder / f".{_safe_name(key)}.{os.getpid()}.{os.urandom(4).hex()}"
         tmp.write_bytes(_crc(data) + data)
         os.replace(tmp, folder / key)
+        self._memory.put(key, data)
 
     def cache_prune(self, *, older_than_seconds: float, dry_run: bool = False) -> tuple[int, int]:
         """Delete cached blocks not read or written for ``older_than_seconds`` (by the later
@@ -278,7 +352,13 @@ class LocalPublicationStore:
 
     def cache_clear(self) -> None:
         """Forget every cached block (a recompute of every entry)."""
-        shutil.rmtree(self.root / _CACHE, ignore_errors=True)
+        root = self.root / _CACHE
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f"{_GENERATION}.{os.getpid()}.{os.urandom(4).hex()}"
+        tmp.write_bytes(os.urandom(16).hex().encode())
+        os.replace(tmp, root / _GENERATION)
+        self._memory.clear()
 
     def clean_partial(self) -> int:
         """Remove snapshots left half-written by a crash."""

@@ -15,11 +15,16 @@ T0 = datetime(2024, 5, 1, 12, 0, 0, 123456)
 
 def fields(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "seq": 1, "at": T0, "actor": "alice", "action": "artifact.promote",
-        "object_type": "artifact", "object_id": "ab" * 32,
+        "seq": 1,
+        "at": T0,
+        "actor": "alice",
+        "action": "artifact.promote",
+        "object_type": "artifact",
+        "object_id": "ab" * 32,
         "before": {"stages": ["new"], "held": False},
         "after": {"stages": ["new", "ci"], "held": False, "stage": "ci"},
-        "reason": "tests passed", "prev_hash": GENESIS_HASH,
+        "reason": "tests passed",
+        "prev_hash": GENESIS_HASH,
     }
     return {**base, **overrides}
 
@@ -29,8 +34,9 @@ def chain(length: int) -> list[EventRecord]:
     out: list[EventRecord] = []
     prev = GENESIS_HASH
     for seq in range(1, length + 1):
-        values = fields(seq=seq, at=T0 + timedelta(seconds=seq), reason=f"event {seq}",
-                        prev_hash=prev)
+        values = fields(
+            seq=seq, at=T0 + timedelta(seconds=seq), reason=f"event {seq}", prev_hash=prev
+        )
         digest = event_hash(**values)
         out.append(EventRecord(**values, hash=digest))
         prev = digest
@@ -53,10 +59,17 @@ def test_key_order_inside_before_and_after_does_not_matter() -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"seq": 2}, {"at": T0 + timedelta(microseconds=1)}, {"actor": "mallory"},
-        {"action": "artifact.demote"}, {"object_type": "package"}, {"object_id": "cd" * 32},
-        {"before": None}, {"after": {"stages": ["new", "ci", "dev"]}}, {"reason": None},
-        {"reason": "tests passed "}, {"prev_hash": "1" * 64},
+        {"seq": 2},
+        {"at": T0 + timedelta(microseconds=1)},
+        {"actor": "mallory"},
+        {"action": "artifact.demote"},
+        {"object_type": "package"},
+        {"object_id": "cd" * 32},
+        {"before": None},
+        {"after": {"stages": ["new", "ci", "dev"]}},
+        {"reason": None},
+        {"reason": "tests passed "},
+        {"prev_hash": "1" * 64},
     ],
     ids=lambda change: next(iter(change)),
 )
@@ -91,8 +104,13 @@ def test_modified_event_is_detected_at_its_seq() -> None:
 
 def test_modified_and_rehashed_event_breaks_the_next_link() -> None:
     events = chain(5)
-    forged = fields(**{f.name: getattr(events[2], f.name)
-                       for f in dataclasses.fields(EventRecord) if f.name != "hash"})
+    forged = fields(
+        **{
+            f.name: getattr(events[2], f.name)
+            for f in dataclasses.fields(EventRecord)
+            if f.name != "hash"
+        }
+    )
     forged["reason"] = "nothing happened"
     events[2] = EventRecord(**forged, hash=event_hash(**forged))
 

@@ -32,8 +32,12 @@ FORKED = pipeline(
     Stage(name="ci"),
     Stage(name="dev", requires=("new",)),
     Stage(name="stage", requires=("ci",)),
-    Stage(name="prod", requires=("dev", "stage"), change_control=True,
-          promote_roles=frozenset({Role.ADMIN})),
+    Stage(
+        name="prod",
+        requires=("dev", "stage"),
+        change_control=True,
+        promote_roles=frozenset({Role.ADMIN}),
+    ),
 )
 
 
@@ -47,8 +51,15 @@ def gates(
     change_control_id: str | None = None,
     in_pipeline: Pipeline = DEFAULT_PIPELINE,
 ) -> list[Gate]:
-    return promotion_gates(pipeline=in_pipeline, target=target, reached=reached, status=status,
-                           held=held, principal=principal, change_control_id=change_control_id)
+    return promotion_gates(
+        pipeline=in_pipeline,
+        target=target,
+        reached=reached,
+        status=status,
+        held=held,
+        principal=principal,
+        change_control_id=change_control_id,
+    )
 
 
 def codes(found: list[Gate]) -> list[str]:
@@ -99,8 +110,10 @@ def test_unknown_stage_names_the_valid_ones() -> None:
 
     assert info.value.message == "stage 'qa' is not part of pipeline 'default'"
     assert info.value.hint == "use one of: new, ci, dev, stage, prod"
-    assert info.value.details == {"pipeline": "default",
-                                  "stages": ["new", "ci", "dev", "stage", "prod"]}
+    assert info.value.details == {
+        "pipeline": "default",
+        "stages": ["new", "ci", "dev", "stage", "prod"],
+    }
     with pytest.raises(UnknownStage):
         DEFAULT_PIPELINE.index("qa")
 
@@ -160,8 +173,9 @@ def test_dependents_are_the_stages_that_transitively_require_a_stage(
         (("qa",), None, "new"),
     ],
 )
-def test_highest_and_next_stage(reached: tuple[str, ...], highest: str | None,
-                                next_stage: str | None) -> None:
+def test_highest_and_next_stage(
+    reached: tuple[str, ...], highest: str | None, next_stage: str | None
+) -> None:
     assert DEFAULT_PIPELINE.highest(reached) == highest
     assert DEFAULT_PIPELINE.next_stage(reached) == next_stage
 
@@ -171,16 +185,27 @@ def test_highest_and_next_stage(reached: tuple[str, ...], highest: str | None,
 
 def test_no_gates_when_everything_is_in_order() -> None:
     assert gates(target="ci") == []
-    assert gates(target="prod", reached=("new", "ci", "dev", "stage"),
-                 change_control_id="CHG-1") == []
+    assert (
+        gates(target="prod", reached=("new", "ci", "dev", "stage"), change_control_id="CHG-1") == []
+    )
 
 
 def test_gates_come_most_fundamental_first() -> None:
-    found = gates(target="prod", reached=("new",), status=ArtifactStatus.FAILED, held=True,
-                  principal=Principal(name="eve", role=Role.VIEWER))
+    found = gates(
+        target="prod",
+        reached=("new",),
+        status=ArtifactStatus.FAILED,
+        held=True,
+        principal=Principal(name="eve", role=Role.VIEWER),
+    )
 
-    assert codes(found) == ["artifact_failed", "artifact_held", "not_authorized",
-                            "stage_required", "change_control_required"]
+    assert codes(found) == [
+        "artifact_failed",
+        "artifact_held",
+        "not_authorized",
+        "stage_required",
+        "change_control_required",
+    ]
     assert all(g.code == g.error.code for g in found)
 
 
@@ -204,13 +229,19 @@ def test_held_artifact_gate() -> None:
 
 
 def test_stage_required_gate_lists_every_missing_stage() -> None:
-    [gate] = gates(target="prod", reached=("new", "ci"), change_control_id="CHG-1",
-                   in_pipeline=FORKED, principal=ADMIN)
+    [gate] = gates(
+        target="prod",
+        reached=("new", "ci"),
+        change_control_id="CHG-1",
+        in_pipeline=FORKED,
+        principal=ADMIN,
+    )
 
     assert isinstance(gate.error, StageRequired)
     assert gate.error.details == {"missing": ["dev", "stage"]}
-    assert gate.error.message == ("stage 'prod' requires the artifact to have reached "
-                                  "'dev', 'stage' first")
+    assert gate.error.message == (
+        "stage 'prod' requires the artifact to have reached 'dev', 'stage' first"
+    )
     assert gate.error.hint == "promote it to 'dev' first"
 
 
@@ -220,8 +251,9 @@ def test_only_the_required_stages_count_not_every_earlier_one() -> None:
 
 @pytest.mark.parametrize("change_control_id", [None, "", "   "])
 def test_change_control_gate(change_control_id: str | None) -> None:
-    [gate] = gates(target="prod", reached=("new", "ci", "dev", "stage"),
-                   change_control_id=change_control_id)
+    [gate] = gates(
+        target="prod", reached=("new", "ci", "dev", "stage"), change_control_id=change_control_id
+    )
 
     assert isinstance(gate.error, ChangeControlRequired)
     assert gate.error.message == "stage 'prod' requires a change-control id"
@@ -236,8 +268,12 @@ def test_roles_without_promote_are_refused(role: Role) -> None:
 
 
 def test_stage_promote_roles_refuse_other_roles() -> None:
-    [gate] = gates(target="prod", reached=("new", "ci", "dev", "stage"), in_pipeline=FORKED,
-                   change_control_id="CHG-1")
+    [gate] = gates(
+        target="prod",
+        reached=("new", "ci", "dev", "stage"),
+        in_pipeline=FORKED,
+        change_control_id="CHG-1",
+    )
 
     assert isinstance(gate.error, NotAuthorized)
     assert gate.error.message == "role 'maintainer' may not promote into stage 'prod'"
@@ -254,8 +290,16 @@ def test_per_user_stages_refuse_other_stages() -> None:
 
 
 def test_admin_passes_stage_promote_roles() -> None:
-    assert gates(target="prod", reached=("new", "ci", "dev", "stage"), in_pipeline=FORKED,
-                 principal=ADMIN, change_control_id="CHG-1") == []
+    assert (
+        gates(
+            target="prod",
+            reached=("new", "ci", "dev", "stage"),
+            in_pipeline=FORKED,
+            principal=ADMIN,
+            change_control_id="CHG-1",
+        )
+        == []
+    )
 
 
 def test_without_a_principal_permissions_are_left_out() -> None:

@@ -15,6 +15,7 @@ import pytest
 from packyard.formats.blockpack import (
     CompressedBlock,
     boundaries,
+    combined_crc32,
     compress_block,
     gzip_join,
     xz_join,
@@ -35,7 +36,8 @@ def _joined(parts: list[bytes], *, target: int) -> tuple[bytes, bytes, bytes]:
     head, tail = compress_block(b""), compress_block(b"")
     text = b"".join(parts)
     ends = [head, *blocks, tail]
-    return text, gzip_join(ends, crc32=zlib.crc32(text), size=len(text)), xz_join(ends)
+    # The trailer's CRC-32 combined from the blocks', as publishing does (gzip checks it).
+    return text, gzip_join(ends, crc32=combined_crc32(ends), size=len(text)), xz_join(ends)
 
 
 @pytest.mark.parametrize("count", [0, 1, 7, 300])
@@ -98,3 +100,11 @@ def test_packed_blocks_round_trip_and_refuse_truncation() -> None:
     assert CompressedBlock.unpack(block.pack()) == block
     with pytest.raises(ValueError, match="truncated"):
         CompressedBlock.unpack(block.pack()[:-3])
+
+
+def test_the_crc_of_joined_blocks_is_combined_from_theirs() -> None:
+    parts = [b"", b"a", b"hello " * 5000, bytes(range(256)) * 40, b"z"]
+    blocks = [compress_block(p, xz=False) for p in parts]
+    assert [b.crc32 for b in blocks] == [zlib.crc32(p) for p in parts]
+    assert combined_crc32(blocks) == zlib.crc32(b"".join(parts))
+    assert combined_crc32([]) == 0

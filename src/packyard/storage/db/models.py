@@ -33,6 +33,7 @@ __all__ = [
     "Event",
     "IndexEntry",
     "Job",
+    "MembershipChange",
     "Mirror",
     "Package",
     "PackageNote",
@@ -208,6 +209,28 @@ class IndexEntry(Base):
     )
     kind: Mapped[str] = mapped_column(String(64), primary_key=True)
     content: Mapped[str] = mapped_column(Text)
+
+
+class MembershipChange(Base):
+    """A change that may alter what a channel lists: one row per artifact whose stages,
+    columns, package or index entries changed. Written only by database triggers (migration
+    0004, on stage_entries, artifacts, packages and index_entries), so no code path can
+    forget it; read by publishers to update their cached channel listings
+    (services/publish.py) and pruned after an hour.
+
+    ``id`` grows with every row (AUTOINCREMENT: never reused) and, SQLite having one writer
+    at a time, in commit order. On PostgreSQL writers commit out of id order, so readers go
+    by ``txid``, the writing transaction's id, against their snapshot's oldest running one.
+    """
+
+    __tablename__ = "membership_changes"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign key: the change of a deleted artifact is what tells readers it is gone.
+    artifact_id: Mapped[int] = mapped_column(Integer)
+    txid: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
 class DerivedBlob(Base):

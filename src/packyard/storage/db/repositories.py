@@ -20,6 +20,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -36,6 +37,7 @@ from packyard.storage.db.models import (
     Event,
     IndexEntry,
     Job,
+    MembershipChange,
     Mirror,
     Package,
     PackageNote,
@@ -398,7 +400,11 @@ class ArtifactRepository:
                 StageEntry, and_(StageEntry.artifact_id == Artifact.id, StageEntry.stage == stage)
             )
             .where(Artifact.status == "active", Artifact.format.in_(formats))
-            .order_by(Artifact.name, Artifact.id)
+            # Code point order on both databases (SQLite compares bytes; PostgreSQL's "C"
+            # collation too), the order publishers keep cached listings in.
+            .order_by(
+                Artifact.name.collate("C") if self._postgresql else Artifact.name, Artifact.id
+            )
         ).all()
 
     def channel_rows(
@@ -409,6 +415,7 @@ class ArtifactRepository:
         kind: str,
         content: bool,
         with_pipeline: bool = True,
+        ids: Sequence[int] | None = None,
     ) -> list[ChannelRow]:
         """A channel's content in one Core query (no ORM objects: a publish of 10,000 artifacts
         must not build 10,000 of them), ordered by name, then id: per active artifact of
@@ -416,7 +423,8 @@ class ArtifactRepository:
         entry)`` where ``entry`` is the UTF-8 text of its index entry of ``kind`` as bytes (with
         ``content``), or just whether it exists (its artifact id, or None); then the package's
         name and its assigned pipeline (None: the configured one), or two Nones without
-        ``with_pipeline`` (one join fewer when no caller needs them)."""
+        ``with_pipeline`` (one join fewer when no caller needs them). With ``ids``, only
+        those artifacts (the ones that are in the channel)."""
         # The text as bytes, not str: 10,000 entries are not decoded to be encoded again.
         # (PostgreSQL's text::bytea cast would read backslashes as escapes: convert_to.)
         as_bytes = (
@@ -444,11 +452,74 @@ class ArtifactRepository:
                 IndexEntry, and_(IndexEntry.artifact_id == Artifact.id, IndexEntry.kind == kind)
             )
             .where(Artifact.status == "active", Artifact.format.in_(formats))
-            .order_by(Artifact.name, Artifact.id)
+            # Code point order on both databases (SQLite compares bytes; PostgreSQL's "C"
+            # collation too), the order publishers keep cached listings in.
+            .order_by(
+                Artifact.name.collate("C") if self._postgresql else Artifact.name, Artifact.id
+            )
         )
         if with_pipeline:
             stmt = stmt.join(Package, Package.id == Artifact.package_id)
-        return _plain_rows(self.session, stmt)
+        if ids is None:
+            return _plain_rows(self.session, stmt)
+        wanted = list(ids)
+        return [
+            row
+            for start in range(0, len(wanted), 500)
+            for row in _plain_rows(
+                self.session, stmt.where(Artifact.id.in_(wanted[start : start + 500]))
+            )
+        ]
+
+    def membership_marker(self) -> int:
+        """Where the feed of membership changes stands now (see ``membership_changes``);
+        taken before a channel is listed, so that later changes are read next time."""
+        if self._postgresql:
+            return int(
+                self.session.execute(
+                    text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                ).scalar_one()
+            )
+        return int(
+            self.session.execute(
+                select(func.coalesce(func.max(MembershipChange.id), 0))
+            ).scalar_one()
+        )
+
+    def membership_changes(self, since: int) -> tuple[int, set[int]]:
+        """The artifacts whose channel rows may have changed since ``since`` (a marker), and
+        the marker to pass next time. Rows are pruned after an hour (``prune_membership_
+        changes``): a reader must not rely on a marker older than that (publishers list a
+        channel afresh every few minutes).
+
+        SQLite: rows with a greater id (one writer at a time: ids are in commit order).
+        PostgreSQL: rows of transactions not older than the oldest one still running when
+        ``since`` was taken (a change committed later may carry a smaller id); some changes
+        are read twice, none is missed.
+        """
+        if self._postgresql:
+            marker = self.membership_marker()
+            changed = self.session.execute(
+                select(MembershipChange.artifact_id).where(MembershipChange.txid >= since)
+            ).scalars()
+            return marker, set(changed)
+        found = self.session.execute(
+            select(MembershipChange.id, MembershipChange.artifact_id).where(
+                MembershipChange.id > since
+            )
+        ).all()
+        return max((i for i, _a in found), default=since), {a for _i, a in found}
+
+    def prune_membership_changes(self, *, before: datetime) -> int:
+        """Delete the feed's rows written before ``before``."""
+        result: Any = self.session.execute(
+            delete(MembershipChange).where(MembershipChange.at < before)
+        )
+        return int(result.rowcount or 0)
+
+    @property
+    def _postgresql(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
 
     def by_ids(self, ids: Sequence[int]) -> list[Artifact]:
         """Artifacts (with their package) by id, in no particular order."""
