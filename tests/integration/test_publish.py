@@ -283,3 +283,60 @@ def test_dnf_full_and_recompute_reuse_the_signed_rpms_and_resign_a_lost_one(
         row = ctx.repos.publishing.derived(lost_id, f"rpm-signed:{first.signed_by[0]}")
         assert row is not None and runtime.blobs.exists(row.sha256)
         assert row.sha256 in ctx.repos.publishing.derived_hashes()
+
+
+def test_pacman_databases_are_joined_from_blocks_and_follow_promotions(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    import io
+    import tarfile
+
+    from packyard.demo.builders import pacman_bytes
+
+    runtime = _ready(make_runtime, publish={"block_entries": 4})
+
+    def add(i: int) -> None:
+        data = pacman_bytes(
+            name=f"blk-{i:03d}",
+            version="1.0-1",
+            description=f"block test {i}",
+            files={f"usr/share/blk-{i:03d}": b"x"},
+        )
+        sha = upload_bytes(
+            runtime, principal=SYSTEM, data=data, filename=f"blk-{i:03d}-1.0-1-any.pkg.tar.zst"
+        ).artifact.sha256
+        with runtime.context(write=True) as ctx:
+            promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
+
+    def database(kind: str) -> dict[str, bytes]:
+        assert runtime.publications is not None
+        path = runtime.publications.file("pacman", "ci", f"x86_64/packyard-ci.{kind}")
+        assert path is not None
+        with tarfile.open(fileobj=io.BytesIO(path.read_bytes()), mode="r:gz") as tar:
+            return {
+                m.name: (tar.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                for m in tar.getmembers()
+            }
+
+    for i in range(20):
+        add(i)
+    [first] = publish.publish(runtime.context, stages=["ci"], formats=["pacman"])
+    assert first.rebuilt_blocks >= 3 * 5  # db, files and the pool map, every block new
+    add(20)
+    [incremental] = publish.publish(runtime.context, stages=["ci"], formats=["pacman"])
+    assert incremental.new_entries == 1
+    assert 1 <= incremental.rebuilt_blocks <= 3 * 2  # one block per document (or a split)
+    db, files = database("db"), database("files")
+    assert sorted(n for n in db if n.endswith("/desc")) == [
+        f"blk-{i:03d}-1.0-1/desc" for i in range(21)
+    ]
+    assert b"%NAME%\nblk-020\n" in db["blk-020-1.0-1/desc"]
+    assert b"usr/share/blk-020" in files["blk-020-1.0-1/files"]
+    assert runtime.publications is not None
+    manifest = runtime.publications.manifest("pacman", "ci", incremental.snapshot)
+    assert manifest is not None
+    assert "x86_64/blk-020-1.0-1-any.pkg.tar.zst" in manifest["pool"]
+    assert "inline" in manifest["pool"]["x86_64/blk-020-1.0-1-any.pkg.tar.zst.sig"]
+    # A full rebuild gives the same databases.
+    publish.publish(runtime.context, stages=["ci"], formats=["pacman"], full=True)
+    assert database("db") == db and database("files") == files

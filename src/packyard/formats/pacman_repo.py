@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import binascii
 import gzip
-import io
 import re
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,12 +34,15 @@ from .index_common import GZIP_LEVEL, check_hex, check_single_line, split_by_arc
 
 __all__ = [
     "DB_MTIME",
+    "TAR_END",
     "desc_entry",
     "entries_by_architecture",
     "entry_dirname",
+    "entry_members",
     "files_entry",
     "newest_per_name",
     "repo_db",
+    "tar_member",
 ]
 
 T = TypeVar("T")
@@ -184,7 +186,15 @@ def _name_of(dirname: str) -> str:
     return dirname.rsplit("-", 2)[0]
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes | None) -> None:
+#: The end of a tar archive: two zero records (what follows the last member).
+TAR_END: Final = b"\0" * 1024
+
+
+def tar_member(name: str, data: bytes | None) -> bytes:
+    """One member of a database tar as ``tarfile`` writes it (PAX format, fixed owner and
+    time): a directory when ``data`` is None, else a file padded to 512 bytes. Members
+    concatenated and followed by ``TAR_END`` are a whole archive, which lets a publication
+    join cached blocks of members (services/assembly.py)."""
     info = tarfile.TarInfo(name)
     info.mtime = DB_MTIME
     info.uid = info.gid = 0
@@ -192,11 +202,20 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes | None) -> None:
     if data is None:
         info.type = tarfile.DIRTYPE
         info.mode = 0o755
-        tar.addfile(info)
-    else:
-        info.mode = 0o644
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    info.mode = 0o644
+    info.size = len(data)
+    header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    return header + data + b"\0" * (-len(data) % tarfile.BLOCKSIZE)
+
+
+def entry_members(dirname: str, desc: str, files: str | None = None) -> bytes:
+    """The tar members of one package in a database: ``<dirname>/``, its ``desc`` and, for
+    the .files database, its ``files``."""
+    out = tar_member(dirname, None) + tar_member(f"{dirname}/desc", desc.encode("utf-8"))
+    if files is not None:
+        out += tar_member(f"{dirname}/files", files.encode("utf-8"))
+    return out
 
 
 def repo_db(entries: Iterable[tuple[str, str]], *, files: Mapping[str, str] | None = None) -> bytes:
@@ -233,14 +252,13 @@ def repo_db(entries: Iterable[tuple[str, str]], *, files: Mapping[str, str] | No
         missing = sorted(set(by_dirname) - set(files))
         extra = sorted(set(files) - set(by_dirname))
         raise ValueError(f"files must match the entries (missing {missing}, extra {extra})")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for dirname in sorted(by_dirname, key=lambda name: name.encode("utf-8")):
-            _add(tar, dirname, None)
-            _add(tar, f"{dirname}/desc", by_dirname[dirname].encode("utf-8"))
-            if files is not None:
-                _add(tar, f"{dirname}/files", files[dirname].encode("utf-8"))
-    return gzip.compress(buffer.getvalue(), compresslevel=GZIP_LEVEL, mtime=0)
+    members = [
+        entry_members(
+            dirname, by_dirname[dirname], files[dirname] if files is not None else None
+        )
+        for dirname in sorted(by_dirname, key=lambda name: name.encode("utf-8"))
+    ]
+    return gzip.compress(b"".join([*members, TAR_END]), compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def newest_per_name(candidates: Iterable[tuple[str, str, T]]) -> list[T]:

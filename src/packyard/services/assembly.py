@@ -54,12 +54,16 @@ _hashers: dict[int, ThreadPoolExecutor] = {}
 
 
 def _hasher() -> ThreadPoolExecutor:
-    """One hashing thread per process (a forked child must not inherit a pool whose thread
-    did not survive the fork)."""
+    """Hashing threads (two at most: the documents of a publication are hashed side by side
+    while the publishing thread goes on), one pool per process (a forked child must not
+    inherit a pool whose threads did not survive the fork)."""
     pid = os.getpid()
     pool = _hashers.get(pid)
     if pool is None:
-        pool = _hashers[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pky-hash")
+        workers = min(2, os.cpu_count() or 1)
+        pool = _hashers[pid] = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="pky-hash"
+        )
     return pool
 
 
@@ -154,8 +158,7 @@ class BlockAssembler:
             for block_ids, digest in self._cut(ids)
         ]
         if not self.rebuild:
-            for block in blocks:
-                self._restore(block, compress=compress, xz=xz)
+            self._restore(blocks, compress=compress, xz=xz)
         todo = [b for b in blocks if b.text is None]
         self._render(name, todo, compress=compress)
         missing = [
@@ -228,29 +231,29 @@ class BlockAssembler:
         h.update(text)
         return h.hexdigest()
 
-    def _restore(self, block: _Block, *, compress: bool, xz: bool) -> None:
-        pointer = self.store.cache_get(block.membership)
-        if pointer is None:
-            return
-        content = pointer.decode("ascii", "replace")
-        packed = None
-        if compress:
-            packed = self._packed(content)
-            if packed is None or (xz and not packed.has_xz):
-                return
-        text = self.store.cache_get("t" + content)
-        if text is None:
-            return
-        block.content, block.text, block.packed, block.known = content, text, packed, True
+    def _restore(self, blocks: list[_Block], *, compress: bool, xz: bool) -> None:
+        """Fill in the blocks whose membership, text (and compressed record) are cached."""
+        get = self.store.cache_get_many
+        pointers = get([b.membership for b in blocks])
+        found = [
+            (block, pointer.decode("ascii", "replace"))
+            for block, pointer in zip(blocks, pointers, strict=True)
+            if pointer is not None
+        ]
+        texts = get(["t" + content for _b, content in found])
+        records = get(["z" + content for _b, content in found]) if compress else []
+        for i, ((block, content), text) in enumerate(zip(found, texts, strict=True)):
+            if text is None:
+                continue
+            packed = None
+            if compress:
+                packed = _unpacked(records[i])
+                if packed is None or (xz and not packed.has_xz):
+                    continue
+            block.content, block.text, block.packed, block.known = content, text, packed, True
 
     def _packed(self, content: str) -> CompressedBlock | None:
-        record = self.store.cache_get("z" + content)
-        if record is None:
-            return None
-        try:
-            return CompressedBlock.unpack(record)
-        except (ValueError, struct.error):
-            return None
+        return _unpacked(self.store.cache_get("z" + content))
 
     def _render(self, name: str, blocks: list[_Block], *, compress: bool) -> None:
         if not blocks:
@@ -290,6 +293,15 @@ class BlockAssembler:
             return
         self.store.cache_put("t" + block.content, block.text)
         self.store.cache_put(block.membership, block.content.encode("ascii"))
+
+
+def _unpacked(record: bytes | None) -> CompressedBlock | None:
+    if record is None:
+        return None
+    try:
+        return CompressedBlock.unpack(record)
+    except (ValueError, struct.error):
+        return None
 
 
 def _sha256_of(parts: Sequence[bytes]) -> str:

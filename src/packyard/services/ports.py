@@ -192,6 +192,10 @@ class PublicationStore(Protocol):
         """A block cached by ``cache_put`` (compressed index blocks), or None."""
         ...
 
+    def cache_get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """``cache_get`` of each key, in order (one lock and check for all)."""
+        ...
+
     def cache_put(self, key: str, data: bytes) -> None: ...
 
     def cache_prune(self, *, older_than_seconds: float, dry_run: bool = False) -> tuple[int, int]:

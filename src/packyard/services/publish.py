@@ -1158,6 +1158,13 @@ class DnfBuilder:
         return out
 
 
+def _desc_value(desc: str, section: str) -> str:
+    """The first value of ``%SECTION%`` in a pacman desc entry."""
+    marker = f"%{section}%\n"
+    at = desc.index(marker) + len(marker)
+    return desc[at : desc.index("\n", at)]
+
+
 def _rpm_filename(item: Item) -> str:
     version = item.version.split(":", 1)[-1]
     return f"{item.name}-{version}.{item.arch or 'noarch'}.rpm"
@@ -1218,6 +1225,28 @@ class PacmanBuilder:
             )
         )
 
+    #: ``parts``: the entry's tar members in the .db, in the .files database, and its pool
+    #: map fragments with ``{arch}/`` for the architecture (no pacman name holds a brace).
+    layout: Mapping[str, int] = MappingProxyType({"db": 0, "files": 1, "pool": 2})
+
+    @staticmethod
+    def parts(text: str | bytes) -> Sequence[bytes]:
+        e = json.loads(text)
+        desc = e["desc"]
+        # The package file's digest and size are the desc's (it was computed from them).
+        spec = json.dumps(
+            {"sha256": _desc_value(desc, "SHA256SUM"), "size": int(_desc_value(desc, "CSIZE"))},
+            separators=(",", ":"),
+        )
+        path = json.dumps("{arch}/" + e["filename"])
+        sig = json.dumps("{arch}/" + e["filename"] + ".sig")
+        inline = json.dumps({"inline": e["sig"]}, separators=(",", ":"))
+        return (
+            pacman_repo.entry_members(e["dirname"], desc),
+            pacman_repo.entry_members(e["dirname"], desc, e["files"]),
+            f",{path}:{spec},{sig}:{inline}".encode(),
+        )
+
     def build(
         self,
         ctx: Context,
@@ -1227,34 +1256,37 @@ class PacmanBuilder:
         entries: Entries,
         sign: Signing,
     ) -> Assembled:
-        decoded = entries.decoded(items)
+        """One .db and one .files database per architecture, joined from cached blocks of
+        tar members like apt's Packages (gzip only)."""
         pac = ctx.settings.publish.pacman
         repo = pac.repo_template.replace("{stage}", channel.stage)
         out = Assembled()
         by_arch = pacman_repo.entries_by_architecture(
-            ((e["arch"], (item, e)) for item, e in decoded), architectures=pac.architectures
+            ((item.arch or "any", item) for item in items), architectures=pac.architectures
         )
+        pools = []
         for arch in pac.architectures:
             # A pacman database holds one version per name: the newest (pacman's vercmp).
-            chosen = pacman_repo.newest_per_name(
-                (item.name, item.version, (item, e)) for item, e in by_arch.get(arch, [])
-            )
-            desc = [(e["dirname"], e["desc"]) for _item, e in chosen]
-            db = pacman_repo.repo_db(desc)
-            files_db = pacman_repo.repo_db(
-                desc, files={e["dirname"]: e["files"] for _i, e in chosen}
-            )
-            for name, data in ((f"{repo}.db.tar.gz", db), (f"{repo}.files.tar.gz", files_db)):
-                out.files[f"{arch}/{name}"] = data
-                out.files[f"{arch}/{name}.sig"] = sign.detach(data, armor=False, all_keys=False)
-            # pacman fetches <repo>.db; repo-add makes it a symlink to the .tar.gz.
-            out.files[f"{arch}/{repo}.db"] = db
-            out.files[f"{arch}/{repo}.db.sig"] = out.files[f"{arch}/{repo}.db.tar.gz.sig"]
-            out.files[f"{arch}/{repo}.files"] = files_db
-            out.files[f"{arch}/{repo}.files.sig"] = out.files[f"{arch}/{repo}.files.tar.gz.sig"]
-            for item, e in chosen:
-                out.pool[f"{arch}/{e['filename']}"] = {"sha256": item.sha256, "size": item.size}
-                out.pool[f"{arch}/{e['filename']}.sig"] = {"inline": e["sig"]}
+            ids = [
+                item.id
+                for item in pacman_repo.newest_per_name(
+                    (item.name, item.version, item) for item in by_arch.get(arch, [])
+                )
+            ]
+            for kind in ("db", "files"):
+                document = entries.blocks.document(
+                    kind, ids, tail=pacman_repo.TAR_END, xz=False, join=False
+                )
+                assert document.gz is not None
+                name = f"{arch}/{repo}.{kind}"
+                signature = sign.detach(document.gz.data, armor=False, all_keys=False)
+                # pacman fetches <repo>.db; repo-add makes it a symlink to the .tar.gz.
+                for path in (name, f"{name}.tar.gz"):
+                    out.add(path, document.gz)
+                    out.files[f"{path}.sig"] = signature
+            pool = entries.blocks.document("pool", ids, compress=False).raw.data
+            pools.append(pool.replace(b'"{arch}/', f'"{arch}/'.encode()))
+        out.pool_json = b"{" + b"".join(pools)[1:] + b"}"
         return out
 
 

@@ -34,7 +34,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -140,13 +140,15 @@ class _MemoryCache:
         self._generation: bytes | None = None
         self._checked = 0.0
 
-    def get(self, key: str) -> bytes | None:
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         with self._lock:
             self._check()
-            data = self._records.get(key)
-            if data is not None:
-                self._records.move_to_end(key)
-            return data
+            records = self._records
+            out = [records.get(key) for key in keys]
+            for key, data in zip(keys, out, strict=True):
+                if data is not None:
+                    records.move_to_end(key)
+            return out
 
     def put(self, key: str, data: bytes) -> None:
         if len(data) > self.limit // 4:
@@ -298,9 +300,17 @@ class LocalPublicationStore:
 
     def cache_get(self, key: str) -> bytes | None:
         """A cached block written by ``cache_put``, or None (missing or damaged)."""
-        remembered = self._memory.get(key)
-        if remembered is not None:
-            return remembered
+        return self.cache_get_many([key])[0]
+
+    def cache_get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """``cache_get`` of each key: from memory, else from disk (then kept in memory)."""
+        found = self._memory.get_many(keys)
+        for i, data in enumerate(found):
+            if data is None:
+                found[i] = self._cache_read(keys[i])
+        return found
+
+    def _cache_read(self, key: str) -> bytes | None:
         # Plain os.path: hundreds of these run per publication.
         path = os.path.join(self._cache_root, _safe_name(key[:2]), _safe_name(key))
         try:
