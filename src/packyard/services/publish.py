@@ -251,7 +251,7 @@ class Item(NamedTuple):
     """A plain-data view of an artifact in a channel (no ORM object crosses transactions).
 
     ``filename``, ``fields`` and ``relations`` are loaded only for artifacts whose entries are
-    computed (``Item.of``); the channel listing (``Item.row``) leaves them empty. A named
+    computed (``Item.of``); the channel listing (``Item.rows``) leaves them empty. A named
     tuple, because building 10,000 of these is part of every publish.
     """
 
@@ -283,10 +283,25 @@ class Item(NamedTuple):
         )
 
     @classmethod
-    def row(cls, r: ChannelRow, pipelines: Mapping[str, str], default: str) -> Item:
-        """From a channel row; ``pipelines`` (package -> pipeline) and ``default`` resolve
-        packages without a pipeline of their own, as services.packages does."""
-        return cls(*r[:7], r[9] or (pipelines.get(r[8], default) if r[8] else default))
+    def rows(
+        cls, rows: Sequence[ChannelRow], pipelines: Mapping[str, str], default: str
+    ) -> list[Item]:
+        """From channel rows; ``pipelines`` (package -> pipeline) and ``default`` resolve
+        packages without a pipeline of their own, as services.packages does. Built with
+        ``tuple.__new__`` (10,000 per listing: half the time of calling the class)."""
+        new = tuple.__new__
+        rest = ("", _NO_FIELDS, _NO_FIELDS)
+        return [
+            new(
+                cls,
+                (
+                    *r[:7],
+                    r[9] or (pipelines.get(r[8], default) if r[8] else default),
+                    *rest,
+                ),
+            )
+            for r in rows
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -313,7 +328,7 @@ class ChannelQuery:
     @staticmethod
     def items(ctx: Context, rows: Sequence[ChannelRow]) -> list[Item]:
         assigned, default = ctx.settings.package_pipelines, ctx.settings.default_pipeline
-        return [Item.row(r, assigned, default) for r in rows]
+        return Item.rows(rows, assigned, default)
 
 
 @dataclass
