@@ -160,3 +160,17 @@ def test_a_change_committed_after_a_later_one_is_not_missed(
     release.set()
     thread.join(30)
     assert _cached_equals_fresh(runtime) == ["fast", "slow"]
+
+
+def test_a_listing_found_out_of_order_is_made_afresh(make_runtime: Callable[..., Runtime]) -> None:
+    runtime = make_runtime()
+    shas = [_deb(runtime, name) for name in ("one", "two", "three")]
+    for sha in shas:
+        _promote(runtime, sha)
+    _cached_equals_fresh(runtime)
+    with runtime.context() as ctx:  # damage the cached copy: "two" where "one" belongs
+        rows, _items = publish._listings.get(ctx, APT_CI)
+        rows[0], rows[2] = rows[2], rows[0]
+    with runtime.context(write=True) as ctx:
+        promotions.demote(ctx, principal=SYSTEM, ref=shas[0], stage="ci")
+    assert _cached_equals_fresh(runtime) == ["three", "two"]

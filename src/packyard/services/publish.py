@@ -34,6 +34,7 @@ import bisect
 import gc
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -63,6 +64,7 @@ from packyard.storage.db.models import Artifact, DerivedBlob, Job, Publication
 from packyard.storage.db.repositories import ChannelRow
 
 MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CHANNEL_FORMATS",
@@ -345,14 +347,17 @@ class _Listing:
         names = {r[0]: r[3] for r in rows}
         return cls(marker, time.monotonic(), rows, items, names)
 
-    def patch(self, fresh: Sequence[ChannelRow], items: Sequence[Item], ids: set[int]) -> None:
+    def patch(self, fresh: Sequence[ChannelRow], items: Sequence[Item], ids: set[int]) -> bool:
         """Replace the rows of ``ids`` by ``fresh`` (those still in the channel), in place:
-        a few bisections, not a pass over the listing."""
+        a few bisections, not a pass over the listing. False (the listing is then unusable)
+        if a row is not where the order puts it, which would be a bug."""
         for artifact_id in ids:
             name = self.names.pop(artifact_id, None)
             if name is None:
                 continue
             at = bisect.bisect_left(self.rows, (name, artifact_id), key=_order)
+            if at == len(self.rows) or self.rows[at][0] != artifact_id:
+                return False
             del self.rows[at]
             del self.items[at]
         for row, item in zip(fresh, items, strict=True):
@@ -360,6 +365,7 @@ class _Listing:
             self.rows.insert(at, row)
             self.items.insert(at, item)
             self.names[row[0]] = row[3]
+        return True
 
 
 def _order(row: ChannelRow) -> tuple[str, int]:
@@ -400,19 +406,16 @@ class ChannelListings:
                 # Patched in place: publishes of one channel take turns (_channel_locks), so
                 # the lists handed out last time are no longer in use.
                 fresh = query.rows(ctx, ids=sorted(changed)) if changed else []
-                cached.patch(fresh, query.items(ctx, fresh), changed)
-                cached.marker = marker
-                return cached.rows, cached.items
+                if cached.patch(fresh, query.items(ctx, fresh), changed):
+                    cached.marker = marker
+                    return cached.rows, cached.items
+                log.error("channel listing of %s out of order; listed afresh", query.stage)
         marker = repos.membership_marker()  # before the listing: later changes come next time
         rows = query.rows(ctx)
         listing = _Listing.of(marker, rows, query.items(ctx, rows))
         with self._lock:
             self._by_engine[engine][query] = listing
         return listing.rows, listing.items
-
-    def clear(self) -> None:
-        with self._lock:
-            self._by_engine.clear()
 
 
 _listings = ChannelListings()
