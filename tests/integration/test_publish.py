@@ -340,3 +340,50 @@ def test_pacman_databases_are_joined_from_blocks_and_follow_promotions(
     # A full rebuild gives the same databases.
     publish.publish(runtime.context, stages=["ci"], formats=["pacman"], full=True)
     assert database("db") == db and database("files") == files
+
+
+def test_munki_catalogs_are_joined_from_blocks_and_name_the_channels_catalogs(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    import plistlib
+
+    from packyard.demo.builders import macos_pkg_bytes
+
+    runtime = _ready(
+        make_runtime, publish={"block_entries": 2, "munki": {"catalogs": {"testing": "ci"}}}
+    )
+
+    def add(i: int) -> None:
+        data = macos_pkg_bytes(
+            identifier=f"com.example.app{i:02d}", version="1.0", title=f"App{i}", install_kbytes=4
+        )
+        sha = upload_bytes(
+            runtime, principal=SYSTEM, data=data, filename=f"app{i:02d}-1.0.pkg"
+        ).artifact.sha256
+        with runtime.context(write=True) as ctx:
+            promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
+
+    def catalog() -> list[dict[str, object]]:
+        assert runtime.publications is not None
+        path = runtime.publications.file("munki", "ci", "catalogs/ci")
+        assert path is not None
+        loaded: list[dict[str, object]] = plistlib.loads(path.read_bytes())
+        return loaded
+
+    for i in range(8):
+        add(i)
+    [first] = publish.publish(runtime.context, stages=["ci"], formats=["munki"])
+    assert first.rebuilt_blocks >= 2 * 2
+    add(8)
+    [incremental] = publish.publish(runtime.context, stages=["ci"], formats=["munki"])
+    assert incremental.new_entries == 1
+    assert 1 <= incremental.rebuilt_blocks <= 2 * 2  # one block per document (or a split)
+    items = catalog()
+    assert len(items) == 9
+    assert all(item["catalogs"] == ["ci", "testing"] for item in items)
+    assert runtime.publications is not None
+    manifest = runtime.publications.manifest("munki", "ci", incremental.snapshot)
+    assert manifest is not None
+    assert {str(item["installer_item_location"]) for item in items} == set(manifest["pool"])
+    publish.publish(runtime.context, stages=["ci"], formats=["munki"], full=True)
+    assert catalog() == items

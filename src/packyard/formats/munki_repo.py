@@ -25,7 +25,18 @@ from typing import Any, Final
 
 from .index_common import check_hex, check_relative_path, check_single_line
 
-__all__ = ["ALL_CATALOG", "catalog", "catalogs", "pkginfo", "size_in_kib"]
+__all__ = [
+    "ALL_CATALOG",
+    "CATALOGS_PLACEHOLDER",
+    "CATALOG_HEAD",
+    "CATALOG_TAIL",
+    "catalog",
+    "catalog_item",
+    "catalogs",
+    "item_catalogs",
+    "pkginfo",
+    "size_in_kib",
+]
 
 #: The catalog makecatalogs always writes, holding every item.
 ALL_CATALOG: Final = "all"
@@ -163,6 +174,46 @@ def catalog(items: Iterable[Mapping[str, Any]]) -> bytes:
     return plistlib.dumps(
         [_for_catalog(item) for item in items], fmt=plistlib.FMT_XML, sort_keys=True
     )
+
+
+#: A catalog is ``CATALOG_HEAD``, one ``catalog_item`` per pkginfo, ``CATALOG_TAIL``: the
+#: bytes ``catalog`` writes, in pieces a publication can cache and join.
+#: (An empty catalog is ``catalog([])``: plistlib writes ``<array/>`` for it.)
+CATALOG_HEAD: Final = plistlib.dumps([], fmt=plistlib.FMT_XML).split(b"<array/>")[0] + b"<array>\n"
+CATALOG_TAIL: Final = b"</array>\n</plist>\n"
+#: What ``catalog_item`` writes for the catalogs of an item (``item_catalogs`` fills it in).
+CATALOGS_PLACEHOLDER: Final = "{catalogs}"
+_PLACEHOLDER_XML: Final = (
+    b"\t\t<key>catalogs</key>\n\t\t<array>\n\t\t\t<string>{catalogs}</string>\n\t\t</array>\n"
+)
+
+
+def catalog_item(item: Mapping[str, Any]) -> bytes:
+    """One pkginfo as it stands in a catalog (between ``CATALOG_HEAD`` and ``CATALOG_TAIL``),
+    with its ``catalogs`` left as ``CATALOGS_PLACEHOLDER`` when it holds exactly that.
+
+    Raises:
+        ValueError: the item has no name.
+    """
+    whole = catalog([item])
+    if not whole.startswith(CATALOG_HEAD) or not whole.endswith(CATALOG_TAIL):
+        raise ValueError("plistlib wrote a catalog of an unexpected shape")
+    return whole[len(CATALOG_HEAD) : -len(CATALOG_TAIL)]
+
+
+def item_catalogs(items_xml: bytes, names: Sequence[str]) -> bytes:
+    """Fill in the catalogs of joined ``catalog_item`` texts (one ``<key>catalogs</key>`` per
+    item dictionary, so nothing else matches)."""
+    strings = b"".join(b"\t\t\t" + _string_xml(_catalog_name(name)) + b"\n" for name in names)
+    rendered = b"\t\t<key>catalogs</key>\n\t\t<array>\n" + strings + b"\t\t</array>\n"
+    return items_xml.replace(_PLACEHOLDER_XML, rendered)
+
+
+def _string_xml(value: str) -> bytes:
+    """``<string>value</string>`` escaped as plistlib escapes it."""
+    document = plistlib.dumps(value, fmt=plistlib.FMT_XML)
+    start = document.index(b"<string>")
+    return document[start : document.index(b"</string>") + len(b"</string>")]
 
 
 def catalogs(items: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:

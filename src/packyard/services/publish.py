@@ -1416,16 +1416,23 @@ class FilesBuilder(_JsonIndexBuilder):
 
 
 class MunkiBuilder:
+    """Munki: ``catalogs/<stage>``, a plist array joined from cached blocks of pkginfo
+    dictionaries (the catalog names of the channel filled in after joining)."""
+
     format = "munki"
+    #: ``parts``: the item's dictionary in the catalog and its pool map fragment.
+    layout: Mapping[str, int] = MappingProxyType({"catalog": 0, "pool": 1})
 
     def entry_kind(self, ctx: Context) -> str:
-        return "munki"
+        return "munki:v2"
 
     def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         location = f"apps/{item.name}/{item.name}-{item.version}.pkg"
         return _json_entry(
             {
                 "location": location,
+                "sha256": item.sha256,
+                "size": item.size,
                 "pkginfo": munki_repo.pkginfo(
                     name=item.name,
                     version=item.version,
@@ -1440,10 +1447,19 @@ class MunkiBuilder:
                             "version": item.version,
                         }
                     ],
-                    # Replaced per channel in build(): an entry is shared by every stage.
-                    catalogs=["all"],
+                    # Filled in per channel in build(): an entry is shared by every stage.
+                    catalogs=[munki_repo.CATALOGS_PLACEHOLDER],
                 ),
             }
+        )
+
+    @staticmethod
+    def parts(text: str | bytes) -> Sequence[bytes]:
+        e = json.loads(text)
+        spec = json.dumps({"sha256": e["sha256"], "size": e["size"]}, separators=(",", ":"))
+        return (
+            munki_repo.catalog_item(e["pkginfo"]),
+            f",{json.dumps(e['location'])}:{spec}".encode(),
         )
 
     def build(
@@ -1455,15 +1471,17 @@ class MunkiBuilder:
         entries: Entries,
         sign: Signing,
     ) -> Assembled:
-        names = munki_catalog_names(ctx, channel.stage)
+        ids = [i.id for i in items]
         out = Assembled()
-        infos = []
-        for item, e in entries.decoded(items):
-            info = dict(e["pkginfo"])
-            info["catalogs"] = names
-            infos.append(info)
-            out.pool[e["location"]] = {"sha256": item.sha256, "size": item.size}
-        out.files[f"catalogs/{channel.stage}"] = munki_repo.catalog(infos)
+        if ids:
+            joined = entries.blocks.document("catalog", ids, compress=False).raw.data
+            catalog = munki_repo.CATALOG_HEAD + munki_repo.item_catalogs(
+                joined, munki_catalog_names(ctx, channel.stage)
+            )
+            out.files[f"catalogs/{channel.stage}"] = catalog + munki_repo.CATALOG_TAIL
+        else:
+            out.files[f"catalogs/{channel.stage}"] = munki_repo.catalog([])
+        out.pool_json = _pool_json(entries.blocks.document("pool", ids, compress=False))
         return out
 
 

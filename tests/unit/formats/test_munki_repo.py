@@ -7,7 +7,18 @@ from typing import Any
 
 import pytest
 
-from packyard.formats.munki_repo import ALL_CATALOG, catalog, catalogs, pkginfo, size_in_kib
+from packyard.formats.munki_repo import (
+    ALL_CATALOG,
+    CATALOG_HEAD,
+    CATALOG_TAIL,
+    CATALOGS_PLACEHOLDER,
+    catalog,
+    catalog_item,
+    catalogs,
+    item_catalogs,
+    pkginfo,
+    size_in_kib,
+)
 
 HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
@@ -165,3 +176,28 @@ def test_pkginfo_refuses_bad_values(overrides: dict[str, Any]) -> None:
 def test_catalog_items_need_a_name() -> None:
     with pytest.raises(ValueError):
         catalog([{"version": "1"}])
+
+
+def test_a_catalog_joined_from_items_is_the_catalog_makecatalogs_writes() -> None:
+    """Publishing caches one item's XML per package and joins them; the catalog names are
+    filled in per channel, and only the catalogs array is touched."""
+    items = [
+        {
+            "name": "notes",
+            "version": "1.0",
+            "catalogs": [CATALOGS_PLACEHOLDER],
+            # The same text elsewhere in an item is left alone.
+            "blocking_applications": [CATALOGS_PLACEHOLDER],
+            "description": "<b>Notes</b> & more",
+        },
+        {"name": "tools", "version": "2.0", "catalogs": [CATALOGS_PLACEHOLDER]},
+    ]
+    names = ["testing", "dev & co"]
+    joined = b"".join(catalog_item(item) for item in items)
+    published = CATALOG_HEAD + item_catalogs(joined, names) + CATALOG_TAIL
+    assert published == catalog([{**item, "catalogs": names} for item in items])
+    loaded = plistlib.loads(published)
+    assert [i["catalogs"] for i in loaded] == [names, names]
+    assert loaded[0]["blocking_applications"] == [CATALOGS_PLACEHOLDER]
+    with pytest.raises(ValueError, match="catalog name"):
+        item_catalogs(joined, ["../prod"])
