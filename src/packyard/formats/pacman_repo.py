@@ -253,9 +253,7 @@ def repo_db(entries: Iterable[tuple[str, str]], *, files: Mapping[str, str] | No
         extra = sorted(set(files) - set(by_dirname))
         raise ValueError(f"files must match the entries (missing {missing}, extra {extra})")
     members = [
-        entry_members(
-            dirname, by_dirname[dirname], files[dirname] if files is not None else None
-        )
+        entry_members(dirname, by_dirname[dirname], files[dirname] if files is not None else None)
         for dirname in sorted(by_dirname, key=lambda name: name.encode("utf-8"))
     ]
     return gzip.compress(b"".join([*members, TAR_END]), compresslevel=GZIP_LEVEL, mtime=0)
