@@ -100,6 +100,13 @@ def test_old_snapshots_are_pruned_and_rollback_switches_back(
     ]
 
 
+def _into_ci(runtime: Runtime, data: bytes, filename: str) -> None:
+    """Upload a package and promote it into ci."""
+    sha = upload_bytes(runtime, principal=SYSTEM, data=data, filename=filename).artifact.sha256
+    with runtime.context(write=True) as ctx:
+        promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
+
+
 def _many_debs(runtime: Runtime, count: int, *, start: int = 0) -> None:
     for i in range(start, start + count):
         data = deb_bytes(
@@ -109,11 +116,7 @@ def _many_debs(runtime: Runtime, count: int, *, start: int = 0) -> None:
             maintainer="Tests <t@example.com>",
             files={f"usr/share/blk-{i:03d}": b"x"},
         )
-        sha = upload_bytes(
-            runtime, principal=SYSTEM, data=data, filename=f"blk-{i:03d}_1.0-1_all.deb"
-        ).artifact.sha256
-        with runtime.context(write=True) as ctx:
-            promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
+        _into_ci(runtime, data, f"blk-{i:03d}_1.0-1_all.deb")
 
 
 def _apt_files(runtime: Runtime) -> dict[str, bytes]:
@@ -302,11 +305,7 @@ def test_pacman_databases_are_joined_from_blocks_and_follow_promotions(
             description=f"block test {i}",
             files={f"usr/share/blk-{i:03d}": b"x"},
         )
-        sha = upload_bytes(
-            runtime, principal=SYSTEM, data=data, filename=f"blk-{i:03d}-1.0-1-any.pkg.tar.zst"
-        ).artifact.sha256
-        with runtime.context(write=True) as ctx:
-            promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
+        _into_ci(runtime, data, f"blk-{i:03d}-1.0-1-any.pkg.tar.zst")
 
     def database(kind: str) -> dict[str, bytes]:
         assert runtime.publications is not None
@@ -357,11 +356,7 @@ def test_munki_catalogs_are_joined_from_blocks_and_name_the_channels_catalogs(
         data = macos_pkg_bytes(
             identifier=f"com.example.app{i:02d}", version="1.0", title=f"App{i}", install_kbytes=4
         )
-        sha = upload_bytes(
-            runtime, principal=SYSTEM, data=data, filename=f"app{i:02d}-1.0.pkg"
-        ).artifact.sha256
-        with runtime.context(write=True) as ctx:
-            promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
+        _into_ci(runtime, data, f"app{i:02d}-1.0.pkg")
 
     def catalog() -> list[dict[str, object]]:
         assert runtime.publications is not None
