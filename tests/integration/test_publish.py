@@ -382,3 +382,38 @@ def test_munki_catalogs_are_joined_from_blocks_and_name_the_channels_catalogs(
     assert {str(item["installer_item_location"]) for item in items} == set(manifest["pool"])
     publish.publish(runtime.context, stages=["ci"], formats=["munki"], full=True)
     assert catalog() == items
+
+
+def test_an_artifact_id_given_again_does_not_bring_back_a_cached_block(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    """SQLite hands the id of a deleted newest row out again (and a restore from an older
+    backup does on any database): a cached block of the same ids must not be reused."""
+    from sqlalchemy import delete, func, select, text
+
+    from packyard.storage.db.models import Artifact, StageEntry
+
+    runtime = _ready(make_runtime, publish={"block_entries": 4})
+    _many_debs(runtime, 6)
+    publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    with runtime.context(write=True) as ctx:  # the newest artifact deleted, as gc may
+        session = ctx.repos.session
+        newest = session.execute(select(func.max(Artifact.id))).scalar_one()
+        session.execute(delete(StageEntry).where(StageEntry.artifact_id == newest))
+        session.execute(text("DELETE FROM index_entries WHERE artifact_id = :i"), {"i": newest})
+        session.execute(delete(Artifact).where(Artifact.id == newest))
+    data = deb_bytes(
+        name="blk-005",
+        version="2.0-1",
+        description="block test 5, again\n more",
+        maintainer="Tests <t@example.com>",
+        files={"usr/share/blk-005": b"y"},
+    )
+    _into_ci(runtime, data, "blk-005_2.0-1_all.deb")
+    [again] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    stanzas = [s for s in _apt_files(runtime)[""].split(b"\n\n") if b"Package: blk-005\n" in s]
+    assert len(stanzas) == 1 and b"\nVersion: 2.0-1\n" in stanzas[0]
+    assert runtime.publications is not None
+    manifest = runtime.publications.manifest("apt", "ci", again.snapshot)
+    assert manifest is not None
+    assert any("blk-005_2.0-1" in path for path in manifest["pool"])

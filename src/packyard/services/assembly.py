@@ -5,8 +5,9 @@ per-artifact parts of its entries in channel order, and a tail. ``BlockAssembler
 entries into content-defined blocks (formats/blockpack.py) and keeps two kinds of records in
 the publication store's block cache:
 
-- **membership** ``m<sha256(kind, document, artifact ids)>`` -> the content key of the block:
-  an incremental publish finds an unchanged block from the ids alone, without reading or
+- **membership** ``m<sha256(kind, document, artifact ids and file digests)>`` -> the content
+  key of the block:
+  an incremental publish finds an unchanged block from its artifacts alone, without reading or
   rendering its entries;
 - **content**, keyed by ``sha256(codec, document, text)``: ``z<key>`` holds the block's
   deflate and xz encodings (the same text is never compressed twice), ``t<key>`` its text
@@ -129,6 +130,9 @@ class BlockAssembler:
     layout: Mapping[str, int]
     target: int = 64
     rebuild: bool = False
+    #: artifact id -> the sha256 of its file: part of every membership key, so that an id
+    #: given to another artifact never finds the old artifact's block.
+    identity: Mapping[int, str] = field(default_factory=dict)
     _parts: dict[int, Sequence[bytes]] = field(default_factory=dict)
     #: Blocks whose entries had to be rendered, over every document (for the log).
     rendered_blocks: int = 0
@@ -205,16 +209,17 @@ class BlockAssembler:
         if self._cuts is not None and self._cuts[0] == ids:
             return self._cuts[1]
         blocks = [
-            (
-                list(ids[start:end]),
-                b""
-                if self.rebuild
-                else hashlib.sha256(",".join(map(str, ids[start:end])).encode()).digest(),
-            )
+            (list(ids[start:end]), b"" if self.rebuild else self._ids_digest(ids[start:end]))
             for start, end in boundaries(ids, target=self.target)
         ]
         self._cuts = (list(ids), blocks)
         return blocks
+
+    def _ids_digest(self, ids: Sequence[int]) -> bytes:
+        digest = hashlib.sha256(",".join(map(str, ids)).encode())
+        identity = self.identity
+        digest.update("".join([identity.get(i, "") for i in ids]).encode())
+        return digest.digest()
 
     def _membership_key(self, name: str, ids_digest: bytes) -> str:
         if self.rebuild:

@@ -489,6 +489,7 @@ class Entries:
         parts: Callable[[str | bytes], Sequence[bytes]] | None,
         layout: Mapping[str, int],
         rebuild: bool,
+        items: Sequence[Item],
     ) -> None:
         self._ctx = ctx
         self._kind = kind
@@ -503,6 +504,10 @@ class Entries:
             layout=layout,
             target=ctx.settings.publish.block_entries,
             rebuild=rebuild,
+            # An id names one artifact only while it exists (SQLite gives a deleted newest
+            # id out again; a restored backup does on any database): blocks are known by
+            # ids and file digests together.
+            identity={i.id: i.sha256 for i in items},
         )
 
     def content(self, ids: Sequence[int]) -> dict[int, str | bytes]:
@@ -699,6 +704,7 @@ def _publish_channel(
             parts=getattr(builder, "parts", None),
             layout=getattr(builder, "layout", {}),
             rebuild=full,
+            items=items,
         )
         assembled = builder.build(ctx, channel=channel, items=items, entries=entries, sign=signing)
         store = ctx.publications
