@@ -42,8 +42,13 @@ def register(app: typer.Typer) -> None:
         format: list[str] = typer.Option(
             None, "--format", "-f", help="apt, dnf, pacman, packet, munki, files"
         ),
-        full: bool = typer.Option(
-            False, "--full", help="Rebuild every index from the stored entries (no cached blocks)"
+        full: bool | None = typer.Option(
+            None,
+            "--full/--incremental",
+            help="Rebuild every index from the stored entries (the default), or only the "
+            "blocks that changed (what every promotion does by itself); with --to: upload "
+            "every object again, or only the changed ones (the default there)",
+            show_default=False,
         ),
         recompute: bool = typer.Option(
             False,
@@ -61,14 +66,21 @@ def register(app: typer.Typer) -> None:
         data_dir: Path = typer.Option(None, "--data-dir", envvar="PACKYARD_DATA_DIR"),
         config: Path = typer.Option(None, "--config", envvar="PACKYARD_CONFIG"),
     ) -> None:
-        """Publish channels now (a background job; publishing also happens after every change)."""
+        """Rebuild and publish channels now (a background job; every change also publishes the
+        channels it affects, incrementally)."""
         if to:
             from packyard.cli.commands.mirror import push_publications
 
             push_publications(
-                to=to, stages=stage, formats=format, full=full, data_dir=data_dir, config=config
+                to=to,
+                stages=stage,
+                formats=format,
+                full=bool(full),
+                data_dir=data_dir,
+                config=config,
             )
             return
+        full = True if full is None else full
         with api(ctx) as client:
             job = client.post(
                 "/api/v1/publish",
