@@ -36,8 +36,8 @@ from packyard.domain.auth import SYSTEM, Principal, Role
 from packyard.services import artifacts, promotions, users
 from packyard.services.artifacts import IngestResult, UploadRequest
 from packyard.storage.db.migrate import upgrade
-from packyard.storage.db.models import Artifact, Event
-from packyard.storage.db.repositories import EventQuery
+from packyard.storage.db.models import Artifact
+from packyard.storage.db.repositories import EventQuery, event_record
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
@@ -338,23 +338,7 @@ def events(
         rows, _ = ctx.repos.events.search(
             EventQuery(action=action, object_id=object_id, descending=False, limit=10_000)
         )
-        return [_record(ev) for ev in rows]
-
-
-def _record(ev: Event) -> EventRecord:
-    return EventRecord(
-        seq=ev.seq,
-        at=ev.at,
-        actor=ev.actor,
-        action=ev.action,
-        object_type=ev.object_type,
-        object_id=ev.object_id,
-        before=ev.before,
-        after=ev.after,
-        reason=ev.reason,
-        prev_hash=ev.prev_hash,
-        hash=ev.hash,
-    )
+        return [event_record(ev) for ev in rows]
 
 
 def stages_of(runtime: Runtime, ref: str) -> list[str]:

@@ -63,7 +63,25 @@ __all__ = [
     "TokenRepository",
     "UserRepository",
     "WebSessionRepository",
+    "event_record",
 ]
+
+
+def event_record(ev: Event) -> EventRecord:
+    """The plain audit record of an event row (what the hash chain covers)."""
+    return EventRecord(
+        seq=ev.seq,
+        at=ev.at,
+        actor=ev.actor,
+        action=ev.action,
+        object_type=ev.object_type,
+        object_id=ev.object_id,
+        before=ev.before,
+        after=ev.after,
+        reason=ev.reason,
+        prev_hash=ev.prev_hash,
+        hash=ev.hash,
+    )
 
 
 class UserRepository:
@@ -727,19 +745,7 @@ class EventRepository:
             if not rows:
                 return
             for ev in rows:
-                yield EventRecord(
-                    seq=ev.seq,
-                    at=ev.at,
-                    actor=ev.actor,
-                    action=ev.action,
-                    object_type=ev.object_type,
-                    object_id=ev.object_id,
-                    before=ev.before,
-                    after=ev.after,
-                    reason=ev.reason,
-                    prev_hash=ev.prev_hash,
-                    hash=ev.hash,
-                )
+                yield event_record(ev)
             last = rows[-1].seq
             self.session.expunge_all()
 
