@@ -42,10 +42,11 @@ def _promote(runtime: Runtime, sha: str, stage: str = "ci") -> None:
 def _cached_equals_fresh(runtime: Runtime, query: publish.ChannelQuery = APT_CI) -> list[str]:
     """The cached listing after its update, checked against a fresh query; returns names."""
     with runtime.context() as ctx:
-        rows, items = publish._listings.get(ctx, query)
+        rows, items, identity = publish._listings.get(ctx, query)
         fresh = query.rows(ctx)
         assert rows == fresh
         assert items == query.items(ctx, fresh)
+        assert identity == {i.id: i.sha256 for i in items}
     return [r[3] for r in rows]
 
 
@@ -75,12 +76,12 @@ def test_the_cached_listing_follows_every_kind_of_change(
 
     # Index entries written by a publish: the rows' "has an entry" column follows.
     with runtime.context() as ctx:
-        rows, _items = publish._listings.get(ctx, APT_CI)
+        rows, _items, _identity = publish._listings.get(ctx, APT_CI)
         assert [r[7] for r in rows] == [None, None]
     publish.publish(runtime.context, stages=["ci"], formats=["apt"])
     _cached_equals_fresh(runtime)
     with runtime.context() as ctx:
-        rows, _items = publish._listings.get(ctx, APT_CI)
+        rows, _items, _identity = publish._listings.get(ctx, APT_CI)
         assert all(r[7] is not None for r in rows)
 
     with runtime.context(write=True) as ctx:  # a package moved to another pipeline
@@ -89,7 +90,7 @@ def test_the_cached_listing_follows_every_kind_of_change(
         )
     _cached_equals_fresh(runtime)
     with runtime.context() as ctx:
-        _rows, items = publish._listings.get(ctx, APT_CI)
+        _rows, items, _identity = publish._listings.get(ctx, APT_CI)
         assert [i.pipeline for i in items] == ["elsewhere", "default"]
 
     with runtime.context(write=True) as ctx:  # an artifact deleted outright (by an operator)
@@ -169,7 +170,7 @@ def test_a_listing_found_out_of_order_is_made_afresh(make_runtime: Callable[...,
         _promote(runtime, sha)
     _cached_equals_fresh(runtime)
     with runtime.context() as ctx:  # damage the cached copy: "two" where "one" belongs
-        rows, _items = publish._listings.get(ctx, APT_CI)
+        rows, _items, _identity = publish._listings.get(ctx, APT_CI)
         rows[0], rows[2] = rows[2], rows[0]
     with runtime.context(write=True) as ctx:
         promotions.demote(ctx, principal=SYSTEM, ref=shas[0], stage="ci")

@@ -30,9 +30,11 @@ import functools
 import hashlib
 import lzma
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, count
 
 __all__ = [
     "CODEC_VERSION",
@@ -178,20 +180,39 @@ def boundaries(keys: Sequence[int], *, target: int) -> list[tuple[int, int]]:
 
     Returns ``(start, end)`` slices. A block ends after an entry whose key hashes to 0 modulo
     ``target`` (or at the end), so the cut points depend on the entries, not on positions.
-    The hash is Fibonacci hashing (one multiplication): run for every entry of every index of
-    every publication, it must cost next to nothing.
+    The hash is Fibonacci hashing (one multiplication), and each key's verdict is remembered
+    (``_cut_memo``): run for every entry of every index of every publication, it must cost
+    next to nothing.
     """
     if target <= 1:
         return [(i, i + 1) for i in range(len(keys))]
-    cuts = [
-        i + 1
-        for i, key in enumerate(keys)
-        if (((key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 32) % target == 0
-    ]
+    with _cut_lock:
+        memo = _cut_memo.setdefault(target, {})
+        try:
+            flags = list(map(memo.__getitem__, keys))
+        except KeyError:
+            new = set(keys).difference(memo)
+            if len(memo) + len(new) > _CUT_MEMO_LIMIT:
+                memo.clear()
+                new = set(keys)
+            memo.update({key: _is_cut(key, target) for key in new})
+            flags = list(map(memo.__getitem__, keys))
+    cuts = list(compress(count(1), flags))
     if not cuts or cuts[-1] != len(keys):
         cuts.append(len(keys))
     starts = [0, *cuts[:-1]]
     return [(s, e) for s, e in zip(starts, cuts, strict=True) if e > s]
+
+
+#: target -> key -> whether a block ends after it. Keys are artifact ids, which outlive many
+#: publications; the memo is dropped whole when it would pass the limit (a few MB).
+_cut_memo: dict[int, dict[int, bool]] = {}
+_cut_lock = threading.Lock()
+_CUT_MEMO_LIMIT = 1 << 18
+
+
+def _is_cut(key: int, target: int) -> bool:
+    return (((key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> 32) % target == 0
 
 
 def digest_key(parts: Iterable[bytes]) -> str:

@@ -341,11 +341,13 @@ class _Listing:
     items: list[Item]
     #: artifact id -> name: where a row sits in the (name, id) order.
     names: dict[int, str]
+    #: artifact id -> sha256 of its file (``BlockAssembler.identity``).
+    identity: dict[int, str]
 
     @classmethod
     def of(cls, marker: int, rows: list[ChannelRow], items: list[Item]) -> _Listing:
         names = {r[0]: r[3] for r in rows}
-        return cls(marker, time.monotonic(), rows, items, names)
+        return cls(marker, time.monotonic(), rows, items, names, _identity(items))
 
     def patch(self, fresh: Sequence[ChannelRow], items: Sequence[Item], ids: set[int]) -> bool:
         """Replace the rows of ``ids`` by ``fresh`` (those still in the channel), in place:
@@ -355,6 +357,7 @@ class _Listing:
             name = self.names.pop(artifact_id, None)
             if name is None:
                 continue
+            del self.identity[artifact_id]
             at = bisect.bisect_left(self.rows, (name, artifact_id), key=_order)
             if at == len(self.rows) or self.rows[at][0] != artifact_id:
                 return False
@@ -365,7 +368,12 @@ class _Listing:
             self.rows.insert(at, row)
             self.items.insert(at, item)
             self.names[row[0]] = row[3]
+            self.identity[item.id] = item.sha256
         return True
+
+
+def _identity(items: Sequence[Item]) -> dict[int, str]:
+    return {i.id: i.sha256 for i in items}
 
 
 def _order(row: ChannelRow) -> tuple[str, int]:
@@ -395,7 +403,10 @@ class ChannelListings:
             weakref.WeakKeyDictionary()
         )
 
-    def get(self, ctx: Context, query: ChannelQuery) -> tuple[list[ChannelRow], list[Item]]:
+    def get(
+        self, ctx: Context, query: ChannelQuery
+    ) -> tuple[list[ChannelRow], list[Item], Mapping[int, str]]:
+        """The channel's rows, items and the sha256 of each artifact's file (by id)."""
         engine = ctx.repos.session.get_bind()
         with self._lock:
             cached = self._by_engine.setdefault(engine, {}).get(query)
@@ -408,14 +419,14 @@ class ChannelListings:
                 fresh = query.rows(ctx, ids=sorted(changed)) if changed else []
                 if cached.patch(fresh, query.items(ctx, fresh), changed):
                     cached.marker = marker
-                    return cached.rows, cached.items
+                    return cached.rows, cached.items, cached.identity
                 log.error("channel listing of %s out of order; listed afresh", query.stage)
         marker = repos.membership_marker()  # before the listing: later changes come next time
         rows = query.rows(ctx)
         listing = _Listing.of(marker, rows, query.items(ctx, rows))
         with self._lock:
             self._by_engine[engine][query] = listing
-        return listing.rows, listing.items
+        return listing.rows, listing.items, listing.identity
 
 
 _listings = ChannelListings()
@@ -489,7 +500,7 @@ class Entries:
         parts: Callable[[str | bytes], Sequence[bytes]] | None,
         layout: Mapping[str, int],
         rebuild: bool,
-        items: Sequence[Item],
+        identity: Mapping[int, str],
     ) -> None:
         self._ctx = ctx
         self._kind = kind
@@ -507,7 +518,7 @@ class Entries:
             # An id names one artifact only while it exists (SQLite gives a deleted newest
             # id out again; a restored backup does on any database): blocks are known by
             # ids and file digests together.
-            identity={i.id: i.sha256 for i in items},
+            identity=identity,
         )
 
     def content(self, ids: Sequence[int]) -> dict[int, str | bytes]:
@@ -667,8 +678,9 @@ def _publish_channel(
         if full:
             rows = listing.rows(ctx, content=True)
             items = listing.items(ctx, rows)
+            identity: Mapping[int, str] = _identity(items)
         else:
-            rows, items = _listings.get(ctx, listing)
+            rows, items, identity = _listings.get(ctx, listing)
         items = _keep_latest(ctx, channel, items)
         kept = {i.id for i in items} if len(items) != len(rows) else None
         contents: dict[int, str | bytes] = {}
@@ -704,7 +716,7 @@ def _publish_channel(
             parts=getattr(builder, "parts", None),
             layout=getattr(builder, "layout", {}),
             rebuild=full,
-            items=items,
+            identity=identity,
         )
         assembled = builder.build(ctx, channel=channel, items=items, entries=entries, sign=signing)
         store = ctx.publications
@@ -724,32 +736,16 @@ def _publish_channel(
                 writer.write(path, data, sha256=assembled.digests.get(path))
             writer.write(MANIFEST, manifest_bytes)
     with uow(write=True) as ctx:
-        current = ctx.repos.publishing.current(channel.name)
-        if current is not None:
-            current.status = "superseded"
-        ctx.repos.publishing.add_publication(
-            Publication(
-                channel=channel.name,
-                format=channel.format,
-                stage=channel.stage,
-                snapshot=snapshot,
-                created_at=started.replace(tzinfo=None),
-                artifact_count=len(items),
-                signed_by=signing.keys,
-                status="current",
-                trigger=trigger,
-                manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
-            )
-        )
-        record(
+        _record_publication(
             ctx,
+            channel=channel,
+            snapshot=snapshot,
+            started=started,
+            count=len(items),
+            signing=signing,
+            manifest_bytes=manifest_bytes,
+            trigger=trigger,
             actor=actor,
-            action="publication.create",
-            object_type="channel",
-            object_id=channel.name,
-            before={"snapshot": current.snapshot} if current else None,
-            after={"snapshot": snapshot, "artifacts": len(items), "signed_by": signing.keys},
-            reason=trigger,
         )
         ctx.after_commit(lambda: store.activate(channel.format, channel.stage, snapshot))
         _prune(ctx, channel=channel, keep=settings.publish.keep_snapshots)
@@ -761,6 +757,48 @@ def _publish_channel(
         new_entries=len(computed),
         rebuilt_blocks=entries.blocks.rendered_blocks,
         seconds=(datetime.now(UTC) - started).total_seconds(),
+    )
+
+
+def _record_publication(
+    ctx: Context,
+    *,
+    channel: Channel,
+    snapshot: str,
+    started: datetime,
+    count: int,
+    signing: Signing,
+    manifest_bytes: bytes,
+    trigger: str,
+    actor: str,
+) -> None:
+    """The publication row (the channel's current one from now on) and its audit event."""
+    current = ctx.repos.publishing.current(channel.name)
+    if current is not None:
+        current.status = "superseded"
+    ctx.repos.publishing.add_publication(
+        Publication(
+            channel=channel.name,
+            format=channel.format,
+            stage=channel.stage,
+            snapshot=snapshot,
+            created_at=started.replace(tzinfo=None),
+            artifact_count=count,
+            signed_by=signing.keys,
+            status="current",
+            trigger=trigger,
+            manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+        )
+    )
+    record(
+        ctx,
+        actor=actor,
+        action="publication.create",
+        object_type="channel",
+        object_id=channel.name,
+        before={"snapshot": current.snapshot} if current else None,
+        after={"snapshot": snapshot, "artifacts": count, "signed_by": signing.keys},
+        reason=trigger,
     )
 
 
@@ -1158,6 +1196,8 @@ class DnfBuilder:
             )
             for kind in rpm_repo.DOCUMENTS
         }
+        # The pool map before the first wait for a plain text's digest.
+        out.pool_json = _pool_json(entries.blocks.document("pool", ids, compress=False))
         files = []
         for kind, document in documents.items():
             assert document.gz is not None
@@ -1178,7 +1218,6 @@ class DnfBuilder:
         out.files["repodata/repomd.xml"] = repomd
         out.files["repodata/repomd.xml.asc"] = sign.detach(repomd, armor=True)
         out.files["repodata/repomd.xml.key"] = bytes(sign.signer.public_key(sign.keys))
-        out.pool_json = _pool_json(entries.blocks.document("pool", ids, compress=False))
         return out
 
 
