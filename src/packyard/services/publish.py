@@ -731,10 +731,11 @@ def _publish_channel(
             },
             assembled,
         )
+        manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         with store.build(channel.format, channel.stage, snapshot) as writer:
             for path, data in assembled.files.items():
                 writer.write(path, data, sha256=assembled.digests.get(path))
-            writer.write(MANIFEST, manifest_bytes)
+            writer.write(MANIFEST, manifest_bytes, sha256=manifest_sha256)
     with uow(write=True) as ctx:
         _record_publication(
             ctx,
@@ -743,7 +744,7 @@ def _publish_channel(
             started=started,
             count=len(items),
             signing=signing,
-            manifest_bytes=manifest_bytes,
+            manifest_sha256=manifest_sha256,
             trigger=trigger,
             actor=actor,
         )
@@ -768,7 +769,7 @@ def _record_publication(
     started: datetime,
     count: int,
     signing: Signing,
-    manifest_bytes: bytes,
+    manifest_sha256: str,
     trigger: str,
     actor: str,
 ) -> None:
@@ -787,7 +788,7 @@ def _record_publication(
             signed_by=signing.keys,
             status="current",
             trigger=trigger,
-            manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+            manifest_sha256=manifest_sha256,
         )
     )
     record(
