@@ -138,7 +138,7 @@ class BlockAssembler:
     _parts: dict[int, Sequence[bytes]] = field(default_factory=dict)
     #: Blocks whose entries had to be rendered, over every document (for the log).
     rendered_blocks: int = 0
-    _cuts: tuple[list[int], list[tuple[list[int], bytes]]] | None = None
+    _cuts: list[tuple[list[int], list[tuple[list[int], bytes]]]] = field(default_factory=list)
 
     def document(
         self,
@@ -209,13 +209,15 @@ class BlockAssembler:
         """The blocks of ``ids`` with a digest of each block's ids (none for a rebuild, which
         neither reads nor writes membership records). Builders pass the same ids for several
         documents (rpm's three, apt's pool): cut once."""
-        if self._cuts is not None and self._cuts[0] == ids:
-            return self._cuts[1]
+        for cut_ids, cut in self._cuts:
+            if cut_ids == ids:
+                return cut
         blocks = [
             (list(ids[start:end]), b"" if self.rebuild else self._ids_digest(ids[start:end]))
             for start, end in boundaries(ids, target=self.target)
         ]
-        self._cuts = (list(ids), blocks)
+        # A few: apt cuts each architecture's ids, then the whole channel's for the pool.
+        self._cuts = [(list(ids), blocks), *self._cuts[:3]]
         return blocks
 
     def _ids_digest(self, ids: Sequence[int]) -> bytes:

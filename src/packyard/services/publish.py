@@ -1052,18 +1052,20 @@ class AptBuilder:
         # One dists/<suite>/ per distinct pipeline distribution (settings.apt_distributions);
         # each package goes to its pipeline's. The pool is shared.
         distributions = ctx.settings.apt_distributions(channel.stage)
-        by_pipeline = {p: d for d in distributions for p in d.pipelines}
         members: dict[str, list[Item]] = {d.suite: [] for d in distributions}
-        for item in items:
-            members[by_pipeline.get(item.pipeline, distributions[0]).suite].append(item)
+        if len(distributions) == 1:
+            members[distributions[0].suite] = items
+        else:
+            by_pipeline = {p: d for d in distributions for p in d.pipelines}
+            for item in items:
+                members[by_pipeline.get(item.pipeline, distributions[0]).suite].append(item)
         now = datetime.now(UTC).replace(microsecond=0)
         for dist in distributions:
             prefix = f"dists/{dist.suite}/"
             index_files: list[apt_repo.IndexFile] = []
-            for arch in dist.architectures:
+            by_arch = _ids_by_arch(members[dist.suite], dist.architectures)
+            for arch, ids in by_arch.items():
                 path = f"{dist.component}/binary-{arch}/Packages"
-                # arch "all" packages are listed in every architecture's index.
-                ids = [i.id for i in members[dist.suite] if (i.arch or "all") in (arch, "all")]
                 document = entries.blocks.document("Packages", ids)
                 for suffix, variant in document.variants().items():
                     index_files.append(
@@ -1093,6 +1095,21 @@ class AptBuilder:
             entries.blocks.document("pool", [i.id for i in items], compress=False)
         )
         return out
+
+
+def _ids_by_arch(items: Sequence[Item], architectures: Sequence[str]) -> dict[str, list[int]]:
+    """The ids of each architecture's index, in channel order: packages of arch ``all`` are
+    listed in every architecture's (one pass over the channel, not one per architecture)."""
+    out: dict[str, list[int]] = {arch: [] for arch in architectures}
+    every = list(out.values())
+    for item in items:
+        arch = item.arch or "all"
+        if arch == "all":
+            for ids in every:
+                ids.append(item.id)
+        elif (ids_of_arch := out.get(arch)) is not None:
+            ids_of_arch.append(item.id)
+    return out
 
 
 def _pool_fragment(path: str, item: Item) -> str:
