@@ -99,6 +99,8 @@ class Document:
     xz: Variant | None = None
     blocks: int = 0
     rebuilt_blocks: int = 0
+    #: The plain text in parts, for a document made with ``compress=False, join=False``.
+    parts: Sequence[bytes] = ()
 
     def variants(self) -> dict[str, Variant]:
         """By file suffix: ``""``, ``.gz``, ``.xz`` (those that were made)."""
@@ -154,8 +156,9 @@ class BlockAssembler:
         """The document ``name`` of the entries ``ids`` (in this order) between head and tail,
         plain, gzip'd and (with ``xz``) xz'd; ``compress=False`` makes the plain text only,
         without a digest (it is part of another file). ``join=False``: the plain text is not
-        published, only its digest and size are needed (rpm's open-checksum), so it is hashed
-        block by block on the hashing thread and never joined."""
+        joined: either it is not published, only its digest and size are needed (rpm's
+        open-checksum, hashed on the hashing thread), or (with ``compress=False``) the caller
+        joins ``parts`` into its own file."""
         blocks = [
             _Block(ids=block_ids, membership=self._membership_key(name, digest))
             for block_ids, digest in self._cut(ids)
@@ -179,13 +182,15 @@ class BlockAssembler:
         for block in {id(b): b for b in [*todo, *missing]}.values():
             self._remember(block, pointer=not self.rebuild)
         if raw_digest is None:
-            # Parts of other files (a manifest's pool map, a JSON index's items): no digest.
-            raw = b"".join(texts)
+            # Parts of other files (a manifest's pool map, a JSON index's items): no digest;
+            # with ``join=False`` the caller joins the parts into its file.
+            raw = b"".join(texts) if join else b""
             return Document(
                 raw=Variant(data=raw, digest=""),
-                size=len(raw),
+                size=sum(map(len, texts)),
                 blocks=len(blocks),
                 rebuilt_blocks=len(todo),
+                parts=() if join else texts,
             )
         ends = [
             _small_block(head, xz=xz),

@@ -57,7 +57,7 @@ from packyard.domain.errors import ConfigError, InvalidRequest, NotAuthorized, N
 from packyard.domain.versions import version_sort_key
 from packyard.formats import apt_repo, index_common, munki_repo, pacman_repo, rpm_repo
 from packyard.formats.pacman import list_pacman_files
-from packyard.services.assembly import BlockAssembler, Document, Variant
+from packyard.services.assembly import BlockAssembler, Variant
 from packyard.services.audit import record
 from packyard.services.context import Context
 from packyard.storage.db.models import Artifact, DerivedBlob, Job, Publication
@@ -479,8 +479,10 @@ class Assembled:
     digests: dict[str, str] = field(default_factory=dict)
     # pool path -> {"sha256": blob, "size": n} or {"inline": base64} (small signatures)
     pool: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: The pool map as JSON text, when a builder assembled it from cached blocks.
-    pool_json: bytes | None = None
+    #: The pool map as JSON text, when a builder assembled it from cached blocks: its members
+    #: in parts that join to ``,"<path>":{...},"<path>":{...}`` (never joined on their own:
+    #: the manifest joins them once, in place).
+    pool_parts: Sequence[bytes] | None = None
 
     def add(self, path: str, variant: Variant) -> None:
         self.files[path] = variant.data
@@ -805,12 +807,17 @@ def _record_publication(
 
 def _manifest(head: dict[str, Any], assembled: Assembled) -> bytes:
     """manifest.json: the head fields and the pool map (joined as text when pre-rendered)."""
-    if assembled.pool_json is None:
+    if assembled.pool_parts is None:
         return json.dumps(
             {**head, "pool": assembled.pool}, sort_keys=True, separators=(",", ":")
         ).encode()
     text = json.dumps(head, sort_keys=True, separators=(",", ":")).encode()
-    return text[:-1] + b',"pool":' + assembled.pool_json + b"}"
+    parts = list(assembled.pool_parts)
+    # The first member has no comma before it.
+    first = next((i for i, part in enumerate(parts) if part), None)
+    if first is not None:
+        parts[first] = parts[first][1:]
+    return b"".join([text[:-1], b',"pool":{', *parts, b"}}"])
 
 
 def _snapshot_id(moment: datetime) -> str:
@@ -1091,9 +1098,7 @@ class AptBuilder:
             out.files[prefix + "Release"] = release
             out.files[prefix + "InRelease"] = sign.clearsign(release)
             out.files[prefix + "Release.gpg"] = sign.detach(release, armor=True)
-        out.pool_json = _pool_json(
-            entries.blocks.document("pool", [i.id for i in items], compress=False)
-        )
+        out.pool_parts = _pool_parts(entries, [i.id for i in items])
         return out
 
 
@@ -1118,9 +1123,9 @@ def _pool_fragment(path: str, item: Item) -> str:
     return f"{json.dumps(path)}:{spec}"
 
 
-def _pool_json(document: Document) -> bytes:
-    """The pool map from a document of ``,<fragment>`` parts."""
-    return b"{" + document.raw.data[1:] + b"}"
+def _pool_parts(entries: Entries, ids: Sequence[int]) -> Sequence[bytes]:
+    """The manifest's pool map of ``ids`` from the entries' ``,<fragment>`` parts."""
+    return entries.blocks.document("pool", ids, compress=False, join=False).parts
 
 
 class DnfBuilder:
@@ -1215,7 +1220,7 @@ class DnfBuilder:
             for kind in rpm_repo.DOCUMENTS
         }
         # The pool map before the first wait for a plain text's digest.
-        out.pool_json = _pool_json(entries.blocks.document("pool", ids, compress=False))
+        out.pool_parts = _pool_parts(entries, ids)
         files = []
         for kind, document in documents.items():
             assert document.gz is not None
@@ -1367,7 +1372,7 @@ class PacmanBuilder:
                     out.files[f"{path}.sig"] = signature
             pool = entries.blocks.document("pool", ids, compress=False).raw.data
             pools.append(pool.replace(b'"{arch}/', f'"{arch}/'.encode()))
-        out.pool_json = b"{" + b"".join(pools)[1:] + b"}"
+        out.pool_parts = pools
         return out
 
 
@@ -1412,7 +1417,7 @@ def _json_channel(
     )
     out.files["index.json"] = index
     out.files["index.json.asc"] = sign.detach(index, armor=True)
-    out.pool_json = _pool_json(entries.blocks.document("pool", ids, compress=False))
+    out.pool_parts = _pool_parts(entries, ids)
     return out
 
 
@@ -1544,7 +1549,7 @@ class MunkiBuilder:
             out.files[f"catalogs/{channel.stage}"] = catalog + munki_repo.CATALOG_TAIL
         else:
             out.files[f"catalogs/{channel.stage}"] = munki_repo.catalog([])
-        out.pool_json = _pool_json(entries.blocks.document("pool", ids, compress=False))
+        out.pool_parts = _pool_parts(entries, ids)
         return out
 
 

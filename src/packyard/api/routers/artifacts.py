@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, StreamingResponse
 
 from packyard.api.deps import get_principal, get_runtime
 from packyard.api.schemas import (
@@ -26,6 +25,7 @@ from packyard.api.schemas import (
 from packyard.bootstrap import Runtime
 from packyard.domain.artifacts import ArtifactStatus
 from packyard.domain.auth import Principal
+from packyard.http_download import artifact_download
 from packyard.http_upload import receive_upload
 from packyard.services import artifacts as artifact_service
 from packyard.services import promotions
@@ -239,21 +239,7 @@ def show_artifact(
 def download(
     ref: str, principal: Principal = Depends(get_principal), runtime: Runtime = Depends(get_runtime)
 ) -> Response:
-    with runtime.context() as ctx:
-        artifact = artifact_service.resolve(ctx, ref)
-        sha, filename = artifact.sha256, artifact.filename
-    headers = {"ETag": f'"{sha}"', "X-Checksum-Sha256": sha}
-    path = runtime.blobs.local_path(sha)
-    if path is not None:
-        return FileResponse(
-            path, filename=filename, media_type="application/octet-stream", headers=headers
-        )
-    stream = runtime.blobs.open(sha)
-    return StreamingResponse(
-        iter(lambda: stream.read(1024 * 1024), b""),
-        headers=headers,
-        media_type="application/octet-stream",
-    )
+    return artifact_download(runtime, ref)
 
 
 @router.get(

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from packyard.bootstrap import Runtime
 from packyard.domain.artifacts import ArtifactStatus
 from packyard.domain.auth import Action, Principal
 from packyard.domain.errors import PackyardError
+from packyard.http_download import artifact_download
 from packyard.services import artifacts as artifact_service
 from packyard.services import audit, dashboard, promotions
 from packyard.services.icons import icon_url
@@ -262,22 +263,7 @@ def artifact_page(
 
 @router.get("/artifacts/{ref}/file")
 def download(request: Request, ref: str, me: Principal = Depends(current_principal)) -> Response:
-    runtime = get_runtime(request)
-    with runtime.context() as ctx:
-        artifact = artifact_service.resolve(ctx, ref)
-        sha, filename = artifact.sha256, artifact.filename
-    headers = {"ETag": f'"{sha}"', "X-Checksum-Sha256": sha}
-    path = runtime.blobs.local_path(sha)
-    if path is not None:
-        return FileResponse(
-            path, filename=filename, media_type="application/octet-stream", headers=headers
-        )
-    stream = runtime.blobs.open(sha)
-    return StreamingResponse(
-        iter(lambda: stream.read(1024 * 1024), b""),
-        headers={**headers, "Content-Disposition": f'attachment; filename="{filename}"'},
-        media_type="application/octet-stream",
-    )
+    return artifact_download(get_runtime(request), ref)
 
 
 def _act(request: Request, me: Principal, ref: str, done: str, fn: Any, **kwargs: Any) -> Response:
