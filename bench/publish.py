@@ -45,8 +45,10 @@ Peers, on hard links to the same package files, page cache warm:
 
 The peers write less than we do: apt-ftparchive writes one uncompressed Packages file, not
 gz/xz variants, a Release, InRelease and Release.gpg; createrepo_c and repo-add sign nothing
-(we also sign each rpm and each pacman package). Medians of ``--repeat`` runs; the first
-publication runs once. Ratios are ours / peer (lower is better).
+(we also sign each rpm and each pacman package). Every timed run, ours or a peer's, starts
+after a ``sync`` (not timed), so none pays for writing back what the step before it left in
+the page cache. Medians of ``--repeat`` runs; the first publication runs once. Ratios are
+ours / peer (lower is better).
 
 Not handled: PostgreSQL, remote blob stores, several channels or formats at once, concurrent
 promotions while publishing (bench/promote.py measures the promote call itself).
@@ -315,6 +317,10 @@ def _publish(
         )
         return done
 
+    # Not timed: the dirty pages of the previous step (a recompute writes thousands of cache
+    # files) reach the disk now, not in this publish's first fsync (ext4's ordered mode
+    # flushes them with the journal commit). The peers get the same before their runs.
+    os.sync()
     if profile is not None:
         import cProfile
 
@@ -338,6 +344,7 @@ def _publish(
 
 
 def _timed(cmd: list[str], *, cwd: Path | None = None, stdout: Path | None = None) -> float:
+    os.sync()  # as before our publishes (see _publish)
     start = time.perf_counter()
     if stdout is not None:
         with stdout.open("wb") as out:
