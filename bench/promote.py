@@ -142,11 +142,14 @@ def _populate(data_dir: Path, *, size: int, candidates: int) -> list[str]:
 
     from packyard.bootstrap import Runtime
     from packyard.config import load_settings
+    from packyard.storage.blobs.local import LocalBlobStore
     from packyard.storage.db.models import Artifact, Package, StageEntry
 
     for key in [k for k in os.environ if k.startswith("PACKYARD_")]:
         del os.environ[key]
     runtime = Runtime.from_settings(load_settings(data_dir=data_dir), signer=False)
+    blobs = runtime.blobs
+    assert isinstance(blobs, LocalBlobStore)  # the blobs are written as files, in bulk
     now = datetime.now(UTC).replace(tzinfo=None)
     total = size + candidates
     shas: list[str] = []
@@ -164,7 +167,7 @@ def _populate(data_dir: Path, *, size: int, candidates: int) -> list[str]:
                 for i in range(start, min(total, start + BATCH)):
                     data = f"packyard promote benchmark artifact {i}\n".encode() * 4
                     sha = hashlib.sha256(data).hexdigest()
-                    path = runtime.blobs.path_for(sha)
+                    path = blobs.path_for(sha)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
                     name, version = f"bench-tool-{i % packages:04d}", f"1.{i}"
