@@ -90,6 +90,30 @@ def test_boundaries_depend_on_the_entries_not_their_positions() -> None:
     assert len(new - old) <= 2  # only the block that took the new key changed
 
 
+def test_remembered_cut_verdicts_give_the_same_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import packyard.formats.blockpack as blockpack
+
+    def fresh(keys: list[int], target: int) -> list[tuple[int, int]]:
+        """The cut computed from the hash alone, without the memo."""
+        cuts = [i + 1 for i, key in enumerate(keys) if blockpack._is_cut(key, target)]
+        if not cuts or cuts[-1] != len(keys):
+            cuts.append(len(keys))
+        return [(s, e) for s, e in zip([0, *cuts[:-1]], cuts, strict=True) if e > s]
+
+    monkeypatch.setattr(blockpack, "_cut_memo", {})
+    monkeypatch.setattr(blockpack, "_CUT_MEMO_LIMIT", 3000)
+    keys = list(range(5000, 7000))
+    assert boundaries(keys, target=16) == fresh(keys, 16)  # memo empty
+    assert boundaries(keys, target=16) == fresh(keys, 16)  # every verdict remembered
+    more = [*keys, *range(9000, 9500)]  # new keys, still under the limit
+    assert boundaries(more, target=16) == fresh(more, 16)
+    assert len(blockpack._cut_memo[16]) == 2500
+    other = list(range(20_000, 21_500))  # past the limit: the memo starts again
+    assert boundaries(other, target=16) == fresh(other, 16)
+    assert set(blockpack._cut_memo[16]) == set(other)
+    assert boundaries(keys, target=8) == fresh(keys, 8)  # one memo per target
+
+
 def test_one_entry_per_block_when_the_target_is_one() -> None:
     assert boundaries([5, 6, 7], target=1) == [(0, 1), (1, 2), (2, 3)]
     assert boundaries([], target=64) == []
