@@ -417,3 +417,34 @@ def test_an_artifact_id_given_again_does_not_bring_back_a_cached_block(
     manifest = runtime.publications.manifest("apt", "ci", again.snapshot)
     assert manifest is not None
     assert any("blk-005_2.0-1" in path for path in manifest["pool"])
+
+
+def test_an_upload_is_signed_once_and_promoted_as_the_same_file(
+    make_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    """The publish every upload queues (its first stage, ``new``) computes the entry and signs
+    the rpm; a promotion's publish reuses both, so every stage serves the same signed file."""
+    from tests.pkgbuild import build_rpm
+
+    runtime = _ready(make_runtime)
+    rpm = build_rpm(tmp_path / "rpms", name="dnf-once", version="1.0")
+    upload = upload_bytes(runtime, principal=SYSTEM, data=rpm.read_bytes(), filename=rpm.name)
+    sha = upload.artifact.sha256
+    [uploaded] = publish.publish(runtime.context, stages=["new"], formats=["dnf"])
+    assert (uploaded.artifact_count, uploaded.new_entries) == (1, 1)
+
+    with runtime.context(write=True) as ctx:
+        promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
+    [promoted] = publish.publish(runtime.context, stages=["ci"], formats=["dnf"])
+    assert (promoted.artifact_count, promoted.new_entries) == (1, 0)
+
+    def pool(stage: str) -> dict[str, dict[str, object]]:
+        snapshot = runtime.publications.current("dnf", stage)
+        assert snapshot is not None
+        manifest = runtime.publications.manifest("dnf", stage, snapshot)
+        assert manifest is not None
+        return dict(manifest["pool"])
+
+    assert pool("ci") == pool("new")  # the same path, signed copy and size
+    [spec] = pool("ci").values()
+    assert spec["sha256"] != sha  # our signed copy, not the upload's bytes
