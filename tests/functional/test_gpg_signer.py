@@ -675,10 +675,16 @@ def gpg_decrypt(tmp: Path, document: bytes, public: bytes) -> tuple[bytes, str]:
     home = tmp / "reader"
     home.mkdir(mode=0o700, exist_ok=True)
     base = [tool("gpg"), "--homedir", str(home), "--batch", "--trust-model", "always"]
-    subprocess.run([*base, "--import"], input=public, capture_output=True, check=True)
-    done = subprocess.run(
-        [*base, "--status-fd", "2", "--decrypt"], input=document, capture_output=True, timeout=60
-    )
+    try:
+        subprocess.run([*base, "--import"], input=public, capture_output=True, check=True)
+        done = subprocess.run(
+            [*base, "--status-fd", "2", "--decrypt"],
+            input=document,
+            capture_output=True,
+            timeout=60,
+        )
+    finally:  # gpg started an agent for this home: it would outlive the test run
+        subprocess.run([tool("gpgconf"), "--homedir", str(home), "--kill", "all"], check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout, done.stderr.decode()
 

@@ -34,6 +34,8 @@ def _gpgv(
         capture_output=True,
         check=True,
     )
+    # The import started an agent for this home: it would outlive the test run.
+    subprocess.run(["gpgconf", "--homedir", str(tmp / "home"), "--kill", "all"], check=False)
     (tmp / "data").write_bytes(data)
     (tmp / "data.asc").write_bytes(signature)
     return subprocess.run(
