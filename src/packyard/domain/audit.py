@@ -36,6 +36,10 @@ class EventRecord:
     prev_hash: str
     hash: str
 
+    def expected_hash(self) -> str:
+        """What ``hash`` must be: ``event_hash`` of this event's content and ``prev_hash``."""
+        return event_hash(**{k: v for k, v in vars(self).items() if k != "hash"})
+
 
 def event_hash(
     *,
@@ -97,18 +101,7 @@ def verify_chain(events: Iterable[EventRecord]) -> tuple[int, ChainBreak | None]
             return count, ChainBreak(
                 seq=ev.seq, problem="previous-hash link does not match the event before it"
             )
-        computed = event_hash(
-            seq=ev.seq,
-            at=ev.at,
-            actor=ev.actor,
-            action=ev.action,
-            object_type=ev.object_type,
-            object_id=ev.object_id,
-            before=ev.before,
-            after=ev.after,
-            reason=ev.reason,
-            prev_hash=ev.prev_hash,
-        )
+        computed = ev.expected_hash()
         if computed != ev.hash:
             return count, ChainBreak(
                 seq=ev.seq, problem="content does not match its hash: the event was modified"
