@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -600,6 +601,33 @@ def signature_mpi_bits(packet: bytes) -> list[int]:
 
 
 @pytest.mark.parametrize("which", ["rsa4096", "ed25519"])
+def test_in_process_signature_of_a_file_is_read_in_chunks(
+    keys: Keys, imported: Imported, tmp_path: Path, gpg_runs: list[list[str]], which: str
+) -> None:
+    # A pacman package's .sig is made from its path: several chunks' worth (1 MiB each),
+    # never read whole; gpgv checks it, and a changed byte anywhere in the file fails.
+    signer, key = pick(keys, imported, which)
+    package = tmp_path / "big-1.0-1-x86_64.pkg.tar.zst"
+    package.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    signer.detach_sign(b"warm up", keys=[key.fingerprint], armor=False)
+    gpg_runs.clear()
+    signature = signer.detach_sign(package, keys=[key.fingerprint], armor=False)
+    assert gpg_calls(gpg_runs) == [], "the signature should be made in process"
+    sig = tmp_path / f"{package.name}.sig"
+    sig.write_bytes(signature)
+    keyring = keyring_file(tmp_path, signer.public_keyring_binary([key.fingerprint]))
+    done = gpgv(tmp_path, keyring, sig, package)
+    assert done.returncode == 0, done.stderr
+    public = signer.public_key([key.fingerprint])
+    assert verify_with_keyring(package, signature, public_keys=public) == [key.fingerprint]
+    with package.open("r+b") as handle:  # the last chunk, past the first two
+        handle.seek(-5, os.SEEK_END)
+        handle.write(b"XXXXX")
+    with pytest.raises(InvalidArtifact, match="does not match"):
+        verify_with_keyring(package, signature, public_keys=public)
+
+
+@pytest.mark.parametrize("which", ["rsa4096", "ed25519"])
 @pytest.mark.parametrize("armor", [False, True])
 def test_in_process_detached_signatures_verify_with_gpgv(
     keys: Keys,
@@ -908,6 +936,12 @@ def test_keys_the_fast_path_cannot_use_sign_through_gpg(
                 assert [call[0] for call in gpg_runs].count("rpmsign") == 1
             assert any("--clearsign" in call for call in gpg_runs)
             assert any("--detach-sign" in call for call in gpg_runs)
+            # A file is signed where it lies: gpg reads it, nothing goes through stdin.
+            package = tmp_path / "big.pkg.tar.zst"
+            package.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+            gpg_runs.clear()
+            file_sig = signer.detach_sign(package, keys=[fpr], armor=False)
+            assert [call[-1] for call in gpg_runs if "--detach-sign" in call] == [str(package)]
         fallbacks = [r for r in caplog.records if "signs through gpg" in r.getMessage()]
         assert len(fallbacks) == 1, caplog.text
         assert fallbacks[0].levelno == logging.INFO
@@ -918,6 +952,7 @@ def test_keys_the_fast_path_cannot_use_sign_through_gpg(
         assert sorted(verify_with_keyring(text, detached, public_keys=public)) == sorted(
             [rsa.fingerprint, fpr]
         )
+        assert verify_with_keyring(package, file_sig, public_keys=public) == [fpr]
         if primary != "nistp256":
             db = rpm_keydb(tmp_path, "db", signer.public_key([fpr]))
             checked = checksig(db, rpm, "-v")

@@ -318,8 +318,9 @@ class GpgSigner:
             what="clearsign",
         )
 
-    def detach_sign(self, data: bytes, *, keys: Sequence[str], armor: bool) -> bytes:
-        """A detached signature of ``data`` (Release.gpg, repomd.xml.asc, pacman .sig)."""
+    def detach_sign(self, data: bytes | Path, *, keys: Sequence[str], armor: bool) -> bytes:
+        """A detached signature of ``data`` (Release.gpg, repomd.xml.asc, pacman .sig); a path
+        signs that file's bytes, read in chunks, never whole into memory."""
         fingerprints = _signer_fingerprints(keys)
         secrets = self._in_process_keys(fingerprints)
         if secrets is not None:
@@ -333,8 +334,9 @@ class GpgSigner:
                 "--detach-sign",
                 "--output",
                 "-",
+                *([str(data)] if isinstance(data, Path) else []),
             ],
-            stdin=data,
+            stdin=b"" if isinstance(data, Path) else data,
             what="sign",
         )
 
@@ -715,19 +717,24 @@ def _sign_rpm_in_process(path: Path, secrets: Sequence[openpgp.SecretKey]) -> No
 # ---------------------------------------------------------------------- verification
 
 
-def verify_with_keyring(data: bytes, signature: bytes, *, public_keys: bytes) -> list[str]:
+def verify_with_keyring(data: bytes | Path, signature: bytes, *, public_keys: bytes) -> list[str]:
     """Check a detached ``signature`` over ``data`` with gpgv against ``public_keys`` (armored
     or binary) only, as apt does: returns the primary fingerprints with a good signature.
 
     Raises InvalidArtifact when no signature is good or any signature is bad; signatures by
     keys not in ``public_keys`` are ignored (rotation), and so are expired or revoked keys'.
-    Uses a temporary directory, never a GnuPG home.
+    Uses a temporary directory, never a GnuPG home. A path is checked where it lies (a
+    package of gigabytes is neither read into memory nor copied).
     """
     with tempfile.TemporaryDirectory(prefix="packyard-gpgv-") as tmp:
         work = Path(tmp)
-        (work / "data").write_bytes(data)
+        if isinstance(data, Path):
+            signed = data
+        else:
+            signed = work / "data"
+            signed.write_bytes(data)
         (work / "data.sig").write_bytes(signature)
-        status = _gpgv(work, public_keys, [str(work / "data.sig"), str(work / "data")])
+        status = _gpgv(work, public_keys, [str(work / "data.sig"), str(signed)])
     return _good_signers(status)
 
 

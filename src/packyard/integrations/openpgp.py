@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -53,6 +54,7 @@ _ALGO_RSA = 1
 _ALGO_RSA_SIGN_ONLY = 3
 _ALGO_EDDSA = 22
 # hashlib's name and cryptography's class for each supported hash id.
+_FILE_CHUNK = 1024 * 1024
 _HASHES: dict[int, tuple[str, type[hashes.SHA256 | hashes.SHA512]]] = {
     HASH_SHA256: ("sha256", hashes.SHA256),
     HASH_SHA512: ("sha512", hashes.SHA512),
@@ -243,7 +245,7 @@ class _Reader:
 
 
 def signature_packets(
-    data: bytes,
+    data: bytes | Path,
     keys: Sequence[SecretKey],
     *,
     sig_type: int,
@@ -252,7 +254,8 @@ def signature_packets(
 ) -> bytes:
     """One v4 signature packet per key over ``data``, which is hashed once as given (the
     caller canonicalises text for ``SIG_TEXT``) with ``hash_algorithm`` (``HASH_SHA256`` or
-    ``HASH_SHA512``)."""
+    ``HASH_SHA512``). A path is hashed as the file's bytes, read in chunks (a package of
+    gigabytes is never held in memory)."""
     if not keys:
         raise ValueError("no signing key given")
     if hash_algorithm not in _HASHES:
@@ -260,7 +263,12 @@ def signature_packets(
     hash_name, prehashed = _HASHES[hash_algorithm]
     when = int(time.time()) if created is None else created
     content = hashlib.new(hash_name)
-    content.update(data)
+    if isinstance(data, Path):
+        with data.open("rb") as stream:
+            while chunk := stream.read(_FILE_CHUNK):
+                content.update(chunk)
+    else:
+        content.update(data)
     out = bytearray()
     for key in keys:
         hashed = _subpacket(_SUBPACKET_CREATION_TIME, when.to_bytes(4, "big")) + _subpacket(
@@ -283,7 +291,7 @@ def signature_packets(
 
 
 def detached_signature(
-    data: bytes,
+    data: bytes | Path,
     keys: Sequence[SecretKey],
     *,
     armored: bool,

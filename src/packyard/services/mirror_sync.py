@@ -455,9 +455,12 @@ def _verify_formats(
     signature or the signed file is in ``check`` (read from staging when downloaded now)."""
     signers: set[str] = set()
 
-    def read(path: str) -> bytes:
+    def located(path: str) -> Path:
         staged = staging / path
-        return (staged if staged.is_file() else tree / path).read_bytes()
+        return staged if staged.is_file() else tree / path
+
+    def read(path: str) -> bytes:
+        return located(path).read_bytes()
 
     for sig, signed in _signed_pairs(wanted):
         if sig not in check and (signed is None or signed not in check):
@@ -467,7 +470,7 @@ def _verify_formats(
                 signers.update(verifier.verify_clearsigned(read(sig), public_keys=public_keys))
             else:
                 signers.update(
-                    verifier.verify_detached(read(signed), read(sig), public_keys=public_keys)
+                    verifier.verify_detached(located(signed), read(sig), public_keys=public_keys)
                 )
         except PackyardError as exc:
             raise MirrorIntegrityError(

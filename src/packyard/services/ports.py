@@ -146,7 +146,9 @@ class Signer(Protocol):
 
     def clearsign(self, data: bytes, *, keys: Sequence[str]) -> bytes: ...
 
-    def detach_sign(self, data: bytes, *, keys: Sequence[str], armor: bool) -> bytes: ...
+    def detach_sign(self, data: bytes | Path, *, keys: Sequence[str], armor: bool) -> bytes:
+        """A detached signature of ``data``, or of the file at a path (read in chunks)."""
+        ...
 
     def sign_rpm(self, path: Path, *, key: str) -> None: ...
 
@@ -265,8 +267,10 @@ class SignatureVerifier(Protocol):
     Both raise a domain error when no signature by those keys is good or one is bad.
     """
 
-    def verify_detached(self, data: bytes, signature: bytes, *, public_keys: bytes) -> list[str]:
-        """Fingerprints of the good signatures."""
+    def verify_detached(
+        self, data: bytes | Path, signature: bytes, *, public_keys: bytes
+    ) -> list[str]:
+        """Fingerprints of the good signatures (``data``: the bytes, or the file at a path)."""
         ...
 
     def verify_clearsigned(self, document: bytes, *, public_keys: bytes) -> list[str]:

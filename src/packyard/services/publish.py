@@ -1281,10 +1281,7 @@ class PacmanBuilder:
     def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
         assert ctx.signer is not None
         d = _digests(path)
-        data = path.read_bytes() if item.size < 512 * 1024 * 1024 else None
-        sig = ctx.signer.detach_sign(
-            data if data is not None else path.read_bytes(), keys=[signing.primary], armor=False
-        )
+        sig = ctx.signer.detach_sign(path, keys=[signing.primary], armor=False)
         with path.open("rb") as stream:
             files = list_pacman_files(stream)
         arch = item.arch or "any"

@@ -206,7 +206,9 @@ class HttpMirrorSource:
 class GpgvVerifier:
     """The ``SignatureVerifier`` port with gpgv against the given keys only."""
 
-    def verify_detached(self, data: bytes, signature: bytes, *, public_keys: bytes) -> list[str]:
+    def verify_detached(
+        self, data: bytes | Path, signature: bytes, *, public_keys: bytes
+    ) -> list[str]:
         from packyard.integrations.gpg import verify_with_keyring
 
         return verify_with_keyring(data, signature, public_keys=public_keys)
