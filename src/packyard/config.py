@@ -187,6 +187,10 @@ class PublishSettings(BaseModel):
     # Megabytes of recently used index blocks kept in memory besides the on-disk cache
     # (0: none). A channel of 10,000 packages uses about 10 (apt) or 30 (dnf).
     block_cache_memory_mb: int = Field(default=128, ge=0, le=65_536)
+    # Seconds between checks (in `serve` with workers, and `worker`) for channels to sign
+    # again: the signing keys changed (a key's transition ended) or half of apt's Valid-Until
+    # has passed. 0: never (then publish on time yourself).
+    housekeeping_seconds: int = Field(default=300, ge=0)
     apt: AptSettings = Field(default_factory=AptSettings)
     pacman: PacmanSettings = Field(default_factory=PacmanSettings)
     munki: MunkiSettings = Field(default_factory=MunkiSettings)
@@ -489,6 +493,9 @@ public = true
 block_entries = 64
 # Megabytes of recently used index blocks kept in memory as well (0: disk cache only).
 block_cache_memory_mb = 128
+# Seconds between checks for channels to sign again (a key's transition ended, or half of
+# apt's Valid-Until passed); 0: never.
+housekeeping_seconds = 300
 
 [publish.apt]
 origin = "Packyard"

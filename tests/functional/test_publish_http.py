@@ -69,6 +69,11 @@ def test_head_answers_like_get_without_a_body(anon: httpx.Client) -> None:
     assert anon.head(pool_path(anon, "web-apt")).headers["content-type"] == (
         "application/vnd.debian.binary-package"
     )
+    for key in ("/repos/keys/packyard.asc", "/repos/keys/packyard.gpg"):
+        got, head = anon.get(key), anon.head(key)
+        assert got.status_code == head.status_code == 200
+        assert head.content == b""
+        assert int(head.headers["content-length"]) == len(got.content) > 1000, key
 
 
 def test_a_range_request_gets_206_with_exactly_those_bytes(anon: httpx.Client) -> None:
@@ -94,6 +99,9 @@ def test_a_client_revalidating_with_the_etag_gets_304(anon: httpx.Client) -> Non
         stale = anon.get(path, headers={"If-None-Match": '"something-else"'})
         assert stale.status_code == 200
         assert stale.content == first.content
+        # As caches send it: one of a list, weakened by a proxy, or any version at all.
+        for header in (f'"other", {etag}', f"W/{etag}", "*"):
+            assert anon.get(path, headers={"If-None-Match": header}).status_code == 304, header
     # Package files never change under their name; indexes must be revalidated.
     assert "immutable" in anon.head(pool_path(anon, "web-apt")).headers["cache-control"]
     assert anon.head(IN_RELEASE).headers["cache-control"] == "no-cache"

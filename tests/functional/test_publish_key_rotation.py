@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,8 @@ def test_after_a_key_rotation_clients_trusting_either_key_verify(
 def test_during_a_rotation_dnf_and_pacman_clients_of_either_keyring_install(
     make_server, tmp_path: Path
 ) -> None:
-    server: Server = make_server()
+    # Housekeeping every second: the end of the transition is published within seconds.
+    server: Server = make_server(config={"publish": {"housekeeping_seconds": 1}})
     rpm = upload(server, build_rpm(tmp_path / "pkgs", name="rot-rpm", version="1.0"))
     pac = upload(server, build_pacman(tmp_path / "pkgs", name="rot-pac", version="1.0"))
     advance(server, [rpm, pac], to="prod")
@@ -105,3 +108,40 @@ def test_during_a_rotation_dnf_and_pacman_clients_of_either_keyring_install(
         finally:
             keyring.close()
         assert pacman.ok, f"pacman trusting the {label} keyring:\n{pacman}"
+
+    # The transition ends (its days pass; here the date is moved): the server publishes every
+    # channel again by itself, signed by the new key only, packages included.
+    states = json.loads(server.cli("keys", "show", "--json").stdout)["keys"]
+    [new] = [k["fingerprint"] for k in states if k["status"] == "active"]
+    [old] = [k["fingerprint"] for k in states if k["status"] == "retiring"]
+    with sqlite3.connect(server.data_dir / "packyard.db") as db:
+        db.execute(
+            "UPDATE signing_keys SET retire_after = '2000-01-01 00:00:00.000000' "
+            "WHERE fingerprint = ?",
+            (old,),
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(
+        current_snapshot(server, channel)["signed_by"] != [new]
+        for channel in ("dnf/prod", "pacman/prod", "apt/prod")
+    ):
+        time.sleep(0.5)
+    for channel in ("dnf/prod", "pacman/prod", "apt/prod"):
+        published = current_snapshot(server, channel)
+        assert published["signed_by"] == [new], channel
+        assert published["trigger"] == "signing keys changed", channel
+    wait_for_publishing(server)
+    shown = server.cli("keys", "show", "--stage", "prod", env=WIDE)
+    assert re.search(rf"key {old} .*\(retired since 2000-01-01\)", shown.stdout), shown.stdout
+    new_key = public_key(server)
+    assert fingerprints(new_key) == [new]  # what clients are told to trust now
+    dnf = dnf_client(root=tmp_path / "dnf-new", url=server.url, key=new_key).install("rot-rpm")
+    assert dnf.ok, f"dnf trusting only the new key:\n{dnf}"
+    keyring = pacman_keyring(gpgdir=tmp_path / "pacman-new" / "gnupg", key=new_key)
+    try:
+        pacman = pacman_client(
+            root=tmp_path / "pacman-new", url=server.url, keyring=keyring
+        ).install("rot-pac")
+    finally:
+        keyring.close()
+    assert pacman.ok, f"pacman trusting only the new key:\n{pacman}"

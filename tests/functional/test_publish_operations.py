@@ -72,8 +72,19 @@ def test_rollback_serves_the_previous_publication_again(make_server, tmp_path: P
 
     rolled = server.cli("publications", "rollback", "apt/prod", env=WIDE)
     assert rolled.returncode == 0, rolled.stderr
-    assert f"apt/prod now serves snapshot {publication_1['snapshot']}" in rolled.stdout
+    assert f"apt/prod now serves the content of snapshot {publication_1['snapshot']}" in (
+        rolled.stdout
+    )
     assert "(1 artifacts" in rolled.stdout
+    publication_3 = current_snapshot(server, "apt/prod")
+    assert publication_3["trigger"] == "rollback"
+    assert publication_3["snapshot"] not in (publication_1["snapshot"], publication_2["snapshot"])
+
+    # The client that already has the newer Release takes the rollback: its Release is
+    # re-dated (apt ignores a Release older than the one it has) and signed again.
+    assert both.update().ok
+    assert both.versions("roll-a") == ["1.0-1"]
+    assert both.versions("roll-b") == []
 
     after = apt_client(root=tmp_path / "after", url=server.url, key=key)
     assert after.update().ok
@@ -89,15 +100,17 @@ def test_rollback_serves_the_previous_publication_again(make_server, tmp_path: P
         "publications", "list", "--channel", "apt/prod", "--history", "5", env=WIDE
     )
     assert listing.returncode == 0, listing.stderr
+    snapshots = (publication_1["snapshot"], publication_2["snapshot"], publication_3["snapshot"])
     status_of = {
         snapshot: line.split("│")[5].strip()
         for line in listing.stdout.splitlines()
-        for snapshot in (publication_1["snapshot"], publication_2["snapshot"])
+        for snapshot in snapshots
         if snapshot in line
     }
     assert status_of == {
-        publication_1["snapshot"]: "current",
+        publication_1["snapshot"]: "superseded",
         publication_2["snapshot"]: "rolled_back",
+        publication_3["snapshot"]: "current",
     }, listing.stdout
 
     audit = server.cli("audit", "--action", "publication.rollback", "--json")
@@ -107,7 +120,11 @@ def test_rollback_serves_the_previous_publication_again(make_server, tmp_path: P
     assert events[0]["actor"] == "admin"
     assert events[0]["object_id"] == "apt/prod"
     assert events[0]["before"] == {"snapshot": publication_2["snapshot"]}
-    assert events[0]["after"] == {"snapshot": publication_1["snapshot"]}
+    assert events[0]["after"] == {
+        "snapshot": publication_3["snapshot"],
+        "content_of": publication_1["snapshot"],
+        "signed_by": publication_3["signed_by"],
+    }
     verified = server.cli("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 import gzip
 import lzma
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+import pytest
 from tests.integration.conftest import events, upload_bytes
 
 from packyard.bootstrap import Runtime
-from packyard.demo.builders import deb_bytes
+from packyard.demo.builders import deb_bytes, pacman_bytes
 from packyard.domain.auth import SYSTEM
-from packyard.services import promotions, publish
-from packyard.services.keys import ensure_signing_key
+from packyard.domain.errors import InvalidArtifact, InvalidRequest
+from packyard.integrations.gpg import verify_clearsigned_with_keyring, verify_with_keyring
+from packyard.services import promotions, publish, rollback
+from packyard.services.keys import ensure_signing_key, rotate_signing_key, signing_keys
 
 
 def _ready(make_runtime: Callable[..., Runtime], **settings: object) -> Runtime:
@@ -73,9 +78,23 @@ def test_full_and_incremental_publishes_agree(make_runtime: Callable[..., Runtim
     assert len(events(runtime, action="publication.create")) == 4
 
 
-def test_old_snapshots_are_pruned_and_rollback_switches_back(
-    make_runtime: Callable[..., Runtime],
-) -> None:
+def _release(runtime: Runtime, snapshot: str | None = None) -> bytes:
+    assert runtime.publications is not None
+    path = runtime.publications.file("apt", "ci", "dists/ci/Release", snapshot=snapshot)
+    assert path is not None
+    return path.read_bytes()
+
+
+def _field(release: bytes, name: str) -> str:
+    [value] = [
+        line.split(b": ", 1)[1].decode()
+        for line in release.splitlines()
+        if line.startswith(name.encode() + b": ")
+    ]
+    return value
+
+
+def test_old_snapshots_are_pruned(make_runtime: Callable[..., Runtime]) -> None:
     runtime = _ready(make_runtime, publish={"keep_snapshots": 2})
     snapshots = []
     for version in ("1.0-1", "1.1-1", "1.2-1"):
@@ -88,16 +107,111 @@ def test_old_snapshots_are_pruned_and_rollback_switches_back(
         statuses = {
             p.snapshot: p.status for p in ctx.repos.publishing.publications(channel="apt/ci")
         }
-    assert statuses[snapshots[0]] == "pruned"
+    assert statuses == {snapshots[0]: "pruned", snapshots[1]: "superseded", snapshots[2]: "current"}
 
+
+def test_rollback_serves_earlier_content_re_dated_and_re_signed(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    runtime = _ready(make_runtime, publish={"keep_snapshots": 10, "apt": {"valid_days": 7}})
+    assert runtime.publications is not None and runtime.signer is not None
+    snapshots, packages = [], []
+    for version in ("1.0-1", "1.1-1", "1.2-1"):
+        _deb(runtime, version)
+        [result] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+        snapshots.append(result.snapshot)
+        packages.append(_packages(runtime))
+    before = datetime.now(UTC).replace(microsecond=0)
     with runtime.context(write=True) as ctx:
-        back = publish.rollback(ctx, principal=SYSTEM, channel="apt/ci")
-    assert back.snapshot == snapshots[1]
-    assert runtime.publications.current("apt", "ci") == snapshots[1]
-    assert _packages(runtime).count(b"Package: pub-test") == 2
-    assert [e.after for e in events(runtime, action="publication.rollback")] == [
-        {"snapshot": snapshots[1]}
+        back = rollback.rollback(ctx, principal=SYSTEM, channel="apt/ci")
+        assert rollback.rollback_of(ctx, back) == snapshots[1]
+    # A new snapshot with the content of the one before, its Release dated now.
+    assert back.snapshot not in snapshots and back.trigger == "rollback"
+    assert runtime.publications.current("apt", "ci") == back.snapshot
+    assert _packages(runtime) == packages[1]
+    release = _release(runtime)
+    dated = parsedate_to_datetime(_field(release, "Date"))
+    assert dated >= before
+    assert parsedate_to_datetime(_field(release, "Valid-Until")) == dated + timedelta(days=7)
+    old = _release(runtime, snapshots[1])
+    assert release.split(b"SHA256:")[1] == old.split(b"SHA256:")[1]  # the same indexes
+    # Signed anew: InRelease is this Release, and both signatures verify.
+    inrelease = runtime.publications.file("apt", "ci", "dists/ci/InRelease")
+    detached = runtime.publications.file("apt", "ci", "dists/ci/Release.gpg")
+    assert inrelease is not None and detached is not None
+    public = runtime.signer.public_key()
+    verified = verify_clearsigned_with_keyring(inrelease.read_bytes(), public_keys=public)
+    assert verified.text == release
+    assert verify_with_keyring(release, detached.read_bytes(), public_keys=public)
+
+    # Back again goes further back (from the content served), not to the copy's neighbour.
+    with runtime.context(write=True) as ctx:
+        again = rollback.rollback(ctx, principal=SYSTEM, channel="apt/ci")
+        assert rollback.rollback_of(ctx, again) == snapshots[0]
+    assert _packages(runtime) == packages[0]
+    with runtime.context(write=True) as ctx:
+        latest = rollback.rollback(ctx, principal=SYSTEM, channel="apt/ci", to=snapshots[2][:20])
+        assert rollback.rollback_of(ctx, latest) == snapshots[2]
+    assert _packages(runtime) == packages[2]
+    with runtime.context() as ctx:
+        statuses = {
+            p.snapshot: p.status for p in ctx.repos.publishing.publications(channel="apt/ci")
+        }
+    assert [statuses[s] for s in snapshots] == ["superseded", "superseded", "rolled_back"]
+    assert [statuses[p.snapshot] for p in (back, again, latest)] == [
+        "rolled_back",
+        "rolled_back",
+        "current",
     ]
+    assert [e.after["content_of"] for e in events(runtime, action="publication.rollback")] == [
+        snapshots[1],
+        snapshots[0],
+        snapshots[2],
+    ]
+    # The next publish builds from the stages again.
+    _deb(runtime, "1.3-1")
+    publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    assert _packages(runtime).count(b"Package: pub-test") == 4
+
+
+def test_rollback_re_signs_with_todays_keys_or_refuses(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    runtime = _ready(make_runtime, publish={"keep_snapshots": 10})
+    assert runtime.publications is not None and runtime.signer is not None
+    _deb(runtime, "1.0-1")
+    [old_apt] = publish.publish(runtime.context, stages=["ci"], formats=["apt"])
+    data = pacman_bytes(name="roll-pac", version="1.0-1", description="x", files={"a": b"x"})
+    sha = upload_bytes(runtime, principal=SYSTEM, data=data, filename="roll-pac.pkg.tar.zst")
+    with runtime.context(write=True) as ctx:
+        promotions.promote(ctx, principal=SYSTEM, ref=sha.artifact.sha256, stage="ci")
+    [old_pacman] = publish.publish(runtime.context, stages=["ci"], formats=["pacman"])
+    with runtime.context(write=True) as ctx:
+        old_key = signing_keys(ctx)
+        new_key = rotate_signing_key(ctx, principal=SYSTEM, transition_days=0).fingerprint
+    _deb(runtime, "1.1-1")
+    publish.publish(runtime.context, stages=["ci"], formats=["apt", "pacman"])
+
+    # apt: the old content, signed by the new key only (the old one no longer signs).
+    with runtime.context(write=True) as ctx:
+        back = rollback.rollback(ctx, principal=SYSTEM, channel="apt/ci", to=old_apt.snapshot)
+    assert back.signed_by == [new_key]
+    inrelease = runtime.publications.file("apt", "ci", "dists/ci/InRelease")
+    assert inrelease is not None
+    only_new = runtime.signer.public_key([new_key])
+    assert verify_clearsigned_with_keyring(inrelease.read_bytes(), public_keys=only_new)
+    with pytest.raises(InvalidArtifact):
+        verify_clearsigned_with_keyring(
+            inrelease.read_bytes(), public_keys=runtime.signer.public_key(old_key)
+        )
+    # pacman: its packages carry the old key's signatures; refused, nothing changes.
+    live = runtime.publications.current("pacman", "ci")
+    with runtime.context(write=True) as ctx, pytest.raises(InvalidRequest) as refused:
+        rollback.rollback(ctx, principal=SYSTEM, channel="pacman/ci", to=old_pacman.snapshot)
+    assert "no longer signs" in refused.value.message
+    assert "packyard publish" in (refused.value.hint or "")
+    assert runtime.publications.current("pacman", "ci") == live
+    assert len(runtime.publications.snapshots("pacman", "ci")) == 2
 
 
 def _into_ci(runtime: Runtime, data: bytes, filename: str) -> None:

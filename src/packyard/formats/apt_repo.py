@@ -435,6 +435,34 @@ def _words(values: Sequence[str], *, what: str) -> str:
     return " ".join(values)
 
 
+def redate_release(text: bytes, *, date: datetime, valid_until: datetime | None) -> bytes:
+    """``text`` (a Release file ``release_file`` wrote) with a new ``Date`` and ``Valid-Until``
+    (dropped when None), everything else unchanged: the same indexes, re-dated so that apt,
+    which refuses a Release older than the one it has, takes a rolled-back snapshot.
+
+    Raises:
+        ValueError: ``text`` has no Date field, a date is naive, or ``valid_until`` is not
+            after ``date``.
+    """
+    if valid_until is not None and valid_until <= date:
+        raise ValueError("valid_until must be after date")
+    lines = text.decode("utf-8").splitlines(keepends=True)
+    header_end = next(
+        (i for i, line in enumerate(lines) if line.startswith(" ") or line.rstrip().endswith(":")),
+        len(lines),
+    )
+    header = [line for line in lines[:header_end] if not line.startswith("Valid-Until:")]
+    if not any(line.startswith("Date:") for line in header):
+        raise ValueError("the Release file has no Date field")
+    dated = [
+        f"Date: {release_date(date)}\n" if line.startswith("Date:") else line for line in header
+    ]
+    if valid_until is not None:
+        # Fields are sorted by name; Valid-Until sorts after every other one.
+        dated.append(f"Valid-Until: {release_date(valid_until)}\n")
+    return "".join(dated + lines[header_end:]).encode("utf-8")
+
+
 def release_file(
     *,
     origin: str,

@@ -9,6 +9,7 @@ consumer re-enqueues jobs left ``queued`` or ``running`` by a crash.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from huey import RedisHuey, SqliteHuey
@@ -29,12 +30,56 @@ class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
         pass
 
 
+class Housekeeper:
+    """A thread that queues the publishes no stage change asks for (services/housekeeping.py:
+    signatures to renew) every ``interval`` seconds, the first check shortly after start."""
+
+    FIRST_CHECK = 5.0
+
+    def __init__(self, runtime: Runtime, interval: float) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pky-housekeeping", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def check(self) -> int:
+        """One check; returns how many publish jobs it queued."""
+        from packyard.services.housekeeping import schedule_due
+
+        with self.runtime.context(write=True) as ctx:
+            return len(schedule_due(ctx))
+
+    def _loop(self) -> None:
+        wait = min(self.FIRST_CHECK, self.interval)
+        while not self._stopped.wait(wait):
+            wait = self.interval
+            try:
+                self.check()
+            except Exception:  # a database hiccup must not end the checks
+                log.exception("the housekeeping check failed; next try in %.0f s", wait)
+
+
 class HueyJobQueue:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.huey = self._make_huey(runtime)
         self._task = self.huey.task(retries=2, retry_delay=5, name="packyard.run_job")(self._run)
         self._consumer: Consumer | None = None
+        self._housekeeper: Housekeeper | None = None
+
+    def _start_housekeeping(self) -> None:
+        interval = self.runtime.settings.publish.housekeeping_seconds
+        if interval > 0 and self.runtime.signer is not None and self._housekeeper is None:
+            self._housekeeper = Housekeeper(self.runtime, interval)
+            self._housekeeper.start()
 
     @staticmethod
     def _make_huey(runtime: Runtime) -> Huey:
@@ -81,6 +126,7 @@ class HueyJobQueue:
             backoff=1.5,
         )
         self._consumer.start()
+        self._start_housekeeping()
 
     def run_foreground(self, *, workers: int) -> None:
         """A dedicated worker process (``packyard worker``); returns on SIGINT/SIGTERM."""
@@ -93,9 +139,16 @@ class HueyJobQueue:
             max_delay=1.0,
             backoff=1.5,
         )
-        consumer.run()
+        self._start_housekeeping()
+        try:
+            consumer.run()
+        finally:
+            self.stop()
 
     def stop(self) -> None:
+        if self._housekeeper is not None:
+            self._housekeeper.stop()
+            self._housekeeper = None
         if self._consumer is not None:
             self._consumer.stop(graceful=True)
             self._consumer = None

@@ -13,7 +13,7 @@ The secret keys live in the signer's keyring; the database records their role.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from packyard.domain.auth import Action, Principal
 from packyard.domain.errors import ConfigError, NotAuthorized
@@ -27,6 +27,7 @@ __all__ = [
     "ensure_signing_key",
     "import_signing_key",
     "key_rows",
+    "key_status",
     "rotate_signing_key",
     "signing_keys",
     "single_signature_key",
@@ -49,6 +50,14 @@ def signing_keys(ctx: Context) -> list[str]:
         if r.status == "retiring" and (r.retire_after is None or r.retire_after > now)
     ]
     return active + retiring
+
+
+def key_status(row: KeyRow, now: datetime) -> str:
+    """``active``, ``retiring`` (still signing until ``retire_after``) or ``retired`` (its
+    transition is over: it signs nothing published from then on)."""
+    if row.status == "retiring" and row.retire_after is not None and row.retire_after <= now:
+        return "retired"
+    return row.status
 
 
 def single_signature_key(keys: list[str]) -> str:

@@ -162,6 +162,10 @@ class Signer(Protocol):
 class SnapshotWriterPort(Protocol):
     def write(self, relpath: str, data: bytes, *, sha256: str | None = None) -> None: ...
 
+    def link(self, relpath: str, source: Path) -> None:
+        """Add another snapshot's file unchanged (a hard link)."""
+        ...
+
     def write_manifest(self, manifest: dict[str, Any]) -> bytes: ...
 
 

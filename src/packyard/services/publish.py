@@ -77,7 +77,6 @@ __all__ = [
     "publish",
     "repository_format",
     "request_publish",
-    "rollback",
     "schedule_initial_publish",
     "schedule_publish",
 ]
@@ -926,58 +925,6 @@ def channel_status(
         current = next((p for p in rows if p.status == "current"), None)
         out.append(ChannelStatus(channel=target, current=current, history=rows))
     return out
-
-
-def rollback(
-    ctx: Context, *, principal: Principal, channel: str, to: str | None = None
-) -> Publication:
-    """Make an earlier snapshot live again (default: the one before the current)."""
-    if not principal.can(Action.PUBLISH):
-        raise NotAuthorized(
-            f"role {principal.role.value!r} may not roll channels back", hint="ask a maintainer"
-        )
-    target = parse_channel(ctx, channel)
-    rows = [
-        p
-        for p in ctx.repos.publishing.publications(channel=target.name, limit=1000)
-        if p.status in ("current", "superseded", "rolled_back")
-    ]
-    current = next((p for p in rows if p.status == "current"), None)
-    if to is None:
-        older = [p for p in rows if current is None or p.created_at < current.created_at]
-        if not older:
-            raise InvalidRequest(
-                f"channel {target.name} has no earlier snapshot to roll back to",
-                hint="list them with `packyard publications list`",
-            )
-        chosen = older[0]
-    else:
-        matches = [p for p in rows if p.snapshot == to or p.snapshot.startswith(to)]
-        if len(matches) != 1:
-            raise NotFound(
-                f"snapshot {to!r} of {target.name} is not kept",
-                hint="list kept snapshots with `packyard publications list --channel "
-                f"{target.name}`",
-            )
-        chosen = matches[0]
-    if current is not None and chosen.id == current.id:
-        return chosen
-    if current is not None:
-        current.status = "rolled_back"
-    chosen.status = "current"
-    store = ctx.publications
-    assert store is not None
-    record(
-        ctx,
-        actor=principal,
-        action="publication.rollback",
-        object_type="channel",
-        object_id=target.name,
-        before={"snapshot": current.snapshot if current else None},
-        after={"snapshot": chosen.snapshot},
-    )
-    ctx.after_commit(lambda: store.activate(target.format, target.stage, chosen.snapshot))
-    return chosen
 
 
 # --------------------------------------------------------------------------- builders

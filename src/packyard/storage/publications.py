@@ -74,6 +74,14 @@ class SnapshotWriter:
             self._link(digest, data, target)
         self.written[relpath] = len(data)
 
+    def link(self, relpath: str, source: Path) -> None:
+        """Add the file at ``source`` (another snapshot's, the same store's) unchanged, as a
+        hard link: no byte is copied or synced again."""
+        target = self.root / _safe_relpath(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+        self.written[relpath] = source.stat().st_size
+
     def write_manifest(self, manifest: dict[str, Any]) -> bytes:
         data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         self.write(MANIFEST, data)

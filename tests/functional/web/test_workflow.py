@@ -199,9 +199,11 @@ def test_admin_uploads_filters_promotes_deprecates_audits_and_rolls_back(
     shot(page, "workflow-channels")
     rollback.first.click()
     expect(
-        page.get_by_role("status").filter(has_text=f"now serves snapshot {target}")
+        page.get_by_role("status").filter(has_text=f"now serves the content of snapshot {target}")
     ).to_be_visible()
-    expect(page.locator("#channel-apt-prod tr.current code")).to_have_text(target)
+    # The content comes back as a new snapshot, re-dated and re-signed (apt takes it).
+    expect(page.locator("#channel-apt-prod tr.current")).to_contain_text("rollback")
+    expect(page.locator("#channel-apt-prod tr.current code")).not_to_have_text(target)
 
     # A restart keeps everyone signed in (the session secret lives in the data dir).
     server.stop()

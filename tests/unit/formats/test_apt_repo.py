@@ -28,11 +28,19 @@ from packyard.formats.apt_repo import (
     packages_by_architecture,
     packages_index,
     pool_path,
+    redate_release,
     release_date,
     release_file,
     source_name,
 )
-from packyard.formats.index_common import JSON_INDEX_SCHEMA, file_item, json_index, packet_item
+from packyard.formats.index_common import (
+    JSON_INDEX_SCHEMA,
+    arch_file_suffix,
+    file_item,
+    json_index,
+    packet_item,
+    url_path,
+)
 
 
 def lines(*parts: str) -> str:
@@ -614,6 +622,28 @@ def test_release_file_refuses_bad_values(overrides: dict[str, object]) -> None:
         release(**overrides)
 
 
+@pytest.mark.parametrize("valid", [True, False])
+@pytest.mark.parametrize("had_valid", [True, False])
+def test_redate_release_is_release_file_with_the_new_dates(valid: bool, had_valid: bool) -> None:
+    # A rollback re-dates an old Release: the result is what release_file writes for the
+    # same indexes on the new date, with or without Valid-Until either side.
+    later = datetime(2026, 12, 24, 18, 0, 5, tzinfo=UTC)
+    until = later + timedelta(days=3) if valid else None
+    old = release(valid_until=datetime(2026, 11, 28, tzinfo=UTC) if had_valid else None)
+    renewed = redate_release(old.encode(), date=later, valid_until=until)
+    assert renewed.decode() == release(date=later, valid_until=until)
+
+
+def test_redate_release_refuses_bad_input() -> None:
+    later = datetime(2026, 12, 24, tzinfo=UTC)
+    with pytest.raises(ValueError, match="no Date"):
+        redate_release(b"Origin: x\nSHA256:\n", date=later, valid_until=None)
+    with pytest.raises(ValueError, match="after"):
+        redate_release(release().encode(), date=later, valid_until=later)
+    with pytest.raises(ValueError, match="timezone"):
+        redate_release(release().encode(), date=datetime(2026, 12, 24), valid_until=None)
+
+
 def test_index_file_refuses_bad_paths() -> None:
     for path in ("/abs", "a/../b", "with space", ""):
         with pytest.raises(ValueError):
@@ -645,6 +675,7 @@ def test_json_index_is_canonical() -> None:
         '  "generated_at": "2026-11-21T06:30:00Z",\n',
         '  "items": [\n',
         "    {\n",
+        '      "arch": null,\n',
         '      "name": "notes",\n',
         '      "scripts": [\n        "postinst",\n        "preinst"\n      ],\n',
         f'      "sha256": "{"0" * 64}",\n',
@@ -703,3 +734,31 @@ def test_json_index_is_exactly_json_dumps_of_the_document(items: list[dict[str, 
     }
     expected = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     assert json_index(channel="dev", generated_at=moment, items=items) == expected.encode()
+
+
+def test_packet_items_name_their_arch() -> None:
+    def item(arch: str | None) -> dict[str, object]:
+        return packet_item(
+            name="n", version="1", tags=[], sha256="0" * 64, size=1, url="u", arch=arch
+        )
+
+    assert item("armv7l")["arch"] == "armv7l"
+    assert item(None)["arch"] is None  # the key is always there
+
+
+def test_arch_file_suffix_keeps_names_without_arch_and_paths_flat() -> None:
+    assert arch_file_suffix(None) == arch_file_suffix("") == ""
+    assert arch_file_suffix("aarch64") == "-aarch64"
+    assert arch_file_suffix("x86_64,arm64") == "-x86_64+arm64"
+    assert arch_file_suffix("x86_64, arm64") == "-x86_64+arm64"
+    assert arch_file_suffix("../a/b\n") == "-..+a+b+"  # never a path separator
+    assert arch_file_suffix("armv7l") != arch_file_suffix("aarch64")
+
+
+def test_url_path_encodes_each_segment() -> None:
+    assert url_path("0123abcd4567/fw blob#1?.bin") == "0123abcd4567/fw%20blob%231%3F.bin"
+    assert url_path("files/tool-1.0+git~1-x86_64+arm64.packet") == (
+        "files/tool-1.0%2Bgit~1-x86_64%2Barm64.packet"
+    )
+    assert url_path("a/100%.bin") == "a/100%25.bin"
+    assert url_path("plain/name-1.0.packet") == "plain/name-1.0.packet"

@@ -15,6 +15,8 @@ from packyard.domain.auth import Action, Principal
 from packyard.domain.errors import InvalidRequest, NotAuthorized, NotFound
 from packyard.services import keys as key_service
 from packyard.services import publish as publish_service
+from packyard.services import rollback as rollback_service
+from packyard.services.context import utcnow
 from packyard.storage.db.models import Job, Publication
 
 __all__ = ["router"]
@@ -30,6 +32,8 @@ class PublicationOut(BaseModel):
     signed_by: list[str]
     status: str
     trigger: str
+    #: A rollback's publication: the snapshot whose content it serves again (re-signed).
+    rollback_of: str | None = None
 
 
 class ChannelOut(BaseModel):
@@ -219,7 +223,7 @@ def publish(
     "/channels/{fmt}/{stage}/rollback",
     response_model=PublicationOut,
     responses=ERRORS,
-    summary="Make an earlier kept snapshot live again",
+    summary="Serve an earlier kept snapshot's content again, re-dated and re-signed",
 )
 def rollback(
     fmt: str,
@@ -229,11 +233,10 @@ def rollback(
     runtime: Runtime = Depends(get_runtime),
 ) -> PublicationOut:
     with runtime.context(write=True) as ctx:
-        return _pub(
-            publish_service.rollback(
-                ctx, principal=principal, channel=f"{fmt}/{stage}", to=body.snapshot
-            )
+        pub = rollback_service.rollback(
+            ctx, principal=principal, channel=f"{fmt}/{stage}", to=body.snapshot
         )
+        return _pub(pub).model_copy(update={"rollback_of": rollback_service.rollback_of(ctx, pub)})
 
 
 @router.get("/jobs", response_model=list[JobOut], responses=ERRORS)
@@ -338,6 +341,6 @@ def _key_out(row: Any) -> KeyOut:
         fingerprint=row.fingerprint,
         uid=row.uid,
         created_at=row.created_at,
-        status=row.status,
+        status=key_service.key_status(row, utcnow()),
         retire_after=row.retire_after,
     )

@@ -70,7 +70,7 @@ def _respond(request: Request, runtime: Runtime, found: RepoFile) -> Response:
         "ETag": found.etag,
         "Cache-Control": "public, max-age=31536000, immutable" if found.immutable else "no-cache",
     }
-    if request.headers.get("if-none-match") == found.etag:
+    if _not_modified(request, found.etag):
         return Response(status_code=304, headers=headers)
     if found.inline is not None:
         body = b"" if request.method == "HEAD" else found.inline
@@ -86,6 +86,27 @@ def _respond(request: Request, runtime: Runtime, found: RepoFile) -> Response:
     return FileResponse(path, media_type=found.content_type, headers=headers)
 
 
+def _not_modified(request: Request, etag: str) -> bool:
+    """If-None-Match names ``etag`` (one of a list, weak or strong: RFC 9110's weak comparison,
+    which GET allows) or is ``*``."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
+
+
+def _key_response(request: Request, body: bytes) -> Response:
+    # HEAD answers with the length GET would send (Response would say 0 for an empty body).
+    return Response(
+        content=b"" if request.method == "HEAD" else body,
+        media_type="application/pgp-keys",
+        headers={"Cache-Control": "no-cache", "Content-Length": str(len(body))},
+    )
+
+
 @router.api_route(
     "/repos/keys/packyard.asc", methods=["GET", "HEAD"], summary="Public signing keys (armored)"
 )
@@ -93,12 +114,7 @@ def public_key(request: Request, runtime: Runtime = Depends(get_runtime)) -> Res
     with runtime.context() as ctx:
         keys = signing_keys(ctx)
     assert runtime.signer is not None
-    body = runtime.signer.public_key(keys)
-    return Response(
-        content=b"" if request.method == "HEAD" else body,
-        media_type="application/pgp-keys",
-        headers={"Cache-Control": "no-cache"},
-    )
+    return _key_response(request, runtime.signer.public_key(keys))
 
 
 @router.api_route(
@@ -110,12 +126,7 @@ def public_keyring(request: Request, runtime: Runtime = Depends(get_runtime)) ->
     with runtime.context() as ctx:
         keys = signing_keys(ctx)
     assert runtime.signer is not None
-    body = runtime.signer.public_keyring_binary(keys)
-    return Response(
-        content=b"" if request.method == "HEAD" else body,
-        media_type="application/pgp-keys",
-        headers={"Cache-Control": "no-cache"},
-    )
+    return _key_response(request, runtime.signer.public_keyring_binary(keys))
 
 
 @router.api_route(

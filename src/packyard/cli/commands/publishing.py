@@ -148,13 +148,24 @@ def register(app: typer.Typer) -> None:
         channel: str = typer.Argument(..., help="e.g. apt/prod"),
         to: str = typer.Option(None, "--to", help="Snapshot id [default: the previous one]"),
     ) -> None:
-        """Switch a channel back to an earlier kept snapshot."""
+        """Serve an earlier kept snapshot's content again (re-dated and re-signed with today's
+        keys, as a new snapshot, so that clients which updated since take it)."""
         fmt, _, stage = channel.partition("/")
+        if not fmt or not stage or "/" in stage:
+            raise CliError(
+                "not_found",
+                f"{channel!r} is not a channel",
+                hint="channels are FORMAT/STAGE, e.g. apt/prod; `packyard publications list` "
+                "shows them",
+            )
         with api(ctx) as client:
             pub = client.post(f"/api/v1/channels/{fmt}/{stage}/rollback", json={"snapshot": to})
+        source = pub.get("rollback_of")
         console.print(
-            f"{pub['channel']} now serves snapshot {pub['snapshot']} "
-            f"({pub['artifact_count']} artifacts, published {pub['created_at'][:19]})."
+            f"{pub['channel']} now serves "
+            + (f"the content of snapshot {source} as snapshot " if source else "snapshot ")
+            + f"{pub['snapshot']} ({pub['artifact_count']} artifacts, signed "
+            f"{pub['created_at'][:19]})."
         )
 
     keys = typer.Typer(
@@ -180,8 +191,11 @@ def register(app: typer.Typer) -> None:
             return
         c = data["client_config"]
         for row in data["keys"]:
-            state = row["status"] + (
-                f" until {row['retire_after'][:10]}" if row["retire_after"] else ""
+            when = (row["retire_after"] or "")[:10]
+            state = (
+                row["status"]
+                + (f" until {when}" if row["status"] == "retiring" and when else "")
+                + (f" since {when}" if row["status"] == "retired" and when else "")
             )
             console.print(f"key {row['fingerprint']}  {row['uid']}  ({state})", markup=False)
         blocks = [

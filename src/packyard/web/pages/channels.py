@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from packyard.domain.auth import Action, Principal
 from packyard.services import keys, publish
+from packyard.services import rollback as rollback_service
 from packyard.services.context import Context
 from packyard.storage.db.models import Publication
 from packyard.web.deps import (
@@ -84,8 +85,14 @@ def rollback(
     me: Principal = Depends(current_principal),
 ) -> Response:
     with get_runtime(request).context(write=True) as ctx:
-        chosen = publish.rollback(ctx, principal=me, channel=channel, to=to or None)
-        snapshot = chosen.snapshot
-    flash(request, f"Channel {channel} now serves snapshot {snapshot}.")
+        chosen = rollback_service.rollback(ctx, principal=me, channel=channel, to=to or None)
+        snapshot, source = chosen.snapshot, rollback_service.rollback_of(ctx, chosen)
+    flash(
+        request,
+        f"Channel {channel} now serves the content of snapshot {source}, re-signed as snapshot "
+        f"{snapshot}."
+        if source
+        else f"Channel {channel} now serves snapshot {snapshot}.",
+    )
     stage = channel.partition("/")[2]
     return redirect(f"/channels?stage={stage}", request=request)
