@@ -6,9 +6,14 @@ directory, and real apt-get, dnf and pacman installing from it.
   install from it; a demotion removes the file from the mirror on the next sync.
 - Nothing unverified lands: a file or a listing altered by a proxy on the way, or keys that
   did not sign, make the sync exit non-zero and leave the previous tree as it was.
+- A publication while a sync downloads is followed (the new listing, staged packages kept),
+  not taken for tampering; `--channels` leaves the other channels as they are.
 - The mirror's token is checked (wrong or revoked: exit 3) and is good for nothing but
-  /repos and the mirror API; heartbeats show in `GET /api/v1/mirrors` and `mirrors list`.
-- `--daemon` follows promotions through the long poll and backs off while the server is down.
+  /repos and the mirror API; heartbeats show in `GET /api/v1/mirrors` and `mirrors list`
+  (with the synced snapshots, the last good sync and the whole error).
+- `--daemon` follows promotions through the long poll and backs off while the server is down
+  or the mirror's disk is full (reported in its heartbeat); local mistakes (DIR a file, a URL
+  that is not one) get a clear error, and a failed first sync leaves nothing behind.
 
 One server per module; each test has its own mirror, directory and package names.
 """
@@ -19,6 +24,8 @@ import functools
 import hashlib
 import http.server
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,6 +237,8 @@ def test_keys_that_did_not_sign_are_refused_and_reported(server: Server, tmp_pat
     token = create_mirror(server, "keys", "dnf/prod")
     dest = tmp_path / "mirror"
     assert mirror_sync(server, dest, token).returncode == 0
+    good = mirrors(server)["keys"]
+    assert good["last_sync_at"] and good["last_heartbeat_at"]
     before = tree_digest(dest)
     other = tmp_path / "other.asc"
     other.write_bytes(make_gpg_key(tmp_path, uid="Not Packyard <x@example.org>"))
@@ -241,8 +250,14 @@ def test_keys_that_did_not_sign_are_refused_and_reported(server: Server, tmp_pat
     assert tree_digest(dest) == before
     shown = mirrors(server)["keys"]
     assert shown["status"] == "error" and "does not verify" in shown["errors"][0]
+    # The heartbeat moved on; the last good sync did not.
+    assert shown["last_heartbeat_at"] != good["last_heartbeat_at"]
+    assert shown["last_sync_at"] == good["last_sync_at"]
     listed = server.cli("mirrors", "list")
     assert "error" in listed.stdout
+    assert f"keys: error: {shown['errors'][0]}" in listed.stdout  # in full, not cut
+    assert good["last_sync_at"][:19].replace("T", " ") in listed.stdout
+    assert f"dnf/prod {shown['synced']['dnf/prod']}" in listed.stdout
 
     assert mirror_sync(server, dest, token).returncode == 0
     assert mirrors(server)["keys"]["status"] == "ok"
@@ -392,3 +407,169 @@ def test_on_a_private_server_a_mirror_token_reads_only_its_channels(
     served = tree_digest(tmp_path / "mirror")
     assert any(p.startswith("apt/dists/prod/") for p in served)
     assert not any(p.startswith(("apt/dists/stage/", "dnf/")) for p in served)
+
+
+def test_a_publication_during_a_sync_is_followed_not_refused(
+    server: Server, tmp_path: Path
+) -> None:
+    # /repos serves the live snapshot: a promotion between the listing and the downloads
+    # changes the indexes under the sync. It must follow the new listing, not cry tampering,
+    # and keep the package files it already staged.
+    token = create_mirror(server, "busy", "apt/prod")
+    kept = build_deb(tmp_path / "pkgs", name="busy-kept", version="1.0-1")
+    advance(server, [upload(server, kept)], to="prod")
+    late = build_deb(tmp_path / "pkgs", name="busy-late", version="1.0-1")
+    late_id = upload(server, late)
+    advance(server, [late_id], to="stage")
+    wait_for_publishing(server)
+    fetched: list[str] = []
+
+    def publish_meanwhile(path: str, body: bytes) -> bytes | None:
+        fetched.append(path)
+        if path == "/api/v1/mirror/listing" and fetched.count(path) == 1:
+            # The mirror holds this listing; the server publishes before it downloads.
+            advance(server, [late_id], to="prod", stages=("prod",))
+            wait_for_publishing(server)
+        return None
+
+    dest = tmp_path / "mirror"
+    with TamperingProxy(upstream=server.url, tamper=publish_meanwhile) as proxy:
+        synced = mirror_sync(server, dest, token, url=proxy.url)
+
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "changed on the server while syncing" in synced.stderr
+    assert fetched.count("/api/v1/mirror/listing") == 2
+    late_path = "repos/apt/pool/main/b/busy-late/busy-late_1.0-1_all.deb"
+    assert (dest / late_path).read_bytes() == late.read_bytes()
+    kept_path = "repos/apt/pool/main/b/busy-kept/busy-kept_1.0-1_all.deb"
+    assert (dest / kept_path).read_bytes() == kept.read_bytes()
+    assert fetched.count("/" + kept_path) == 1  # staged once, kept across the new listing
+    assert "busy-late" in (dest / "repos/apt/dists/prod/main/binary-amd64/Packages").read_text()
+    # The proxy forwards no POST (the heartbeat): the mirror's own state says what it has.
+    state = json.loads((dest / ".packyard-mirror/state.json").read_bytes())
+    live = mirrors(server)["busy"]["current"]["apt/prod"]
+    assert state["channels"]["apt/prod"]["snapshot"] == live
+    assert not list((dest / ".packyard-mirror").glob("staging-*"))
+
+
+def test_a_sync_of_some_channels_leaves_the_others_alone(server: Server, tmp_path: Path) -> None:
+    token = create_mirror(server, "partial", "apt/prod", "dnf/prod")
+    rpm = build_rpm(tmp_path / "pkgs", name="partial-rpm", version="1.0")
+    advance(server, [upload(server, rpm)], to="prod")
+    wait_for_publishing(server)
+    dest = tmp_path / "mirror"
+    assert mirror_sync(server, dest, token).returncode == 0
+    dnf_before = {p: h for p, h in tree_digest(dest).items() if p.startswith("dnf/")}
+    assert any(p.endswith("/partial-rpm-1.0-1.noarch.rpm") for p in dnf_before), dnf_before
+    synced_before = mirrors(server)["partial"]["synced"]
+    deb = build_deb(tmp_path / "pkgs", name="partial-deb", version="1.0-1")
+    advance(server, [upload(server, deb)], to="prod")
+    wait_for_publishing(server)
+
+    only_apt = mirror_sync(server, dest, token, "--channels", "apt/prod")
+
+    assert only_apt.returncode == 0, only_apt.stderr
+    after = tree_digest(dest)
+    assert {p: h for p, h in after.items() if p.startswith("dnf/")} == dnf_before
+    assert "apt/pool/main/p/partial-deb/partial-deb_1.0-1_all.deb" in after
+    shown = mirrors(server)["partial"]
+    assert set(shown["synced"]) == {"apt/prod", "dnf/prod"}
+    assert shown["synced"]["dnf/prod"] == synced_before["dnf/prod"]
+    assert shown["synced"]["apt/prod"] == shown["current"]["apt/prod"]
+
+    # A full sync afterwards brings dnf/prod up to date again.
+    assert mirror_sync(server, dest, token).returncode == 0
+    assert mirrors(server)["partial"]["behind"] == []
+
+
+def test_local_mistakes_get_a_clear_error_and_leave_nothing_behind(
+    server: Server, tmp_path: Path
+) -> None:
+    token = create_mirror(server, "careful", "apt/prod")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n")
+
+    not_a_dir = mirror_sync(server, a_file, token)
+
+    assert not_a_dir.returncode == 7, not_a_dir.stdout + not_a_dir.stderr
+    assert f"{a_file} is not a directory" in not_a_dir.stderr
+    assert "Traceback" not in not_a_dir.stderr
+    assert a_file.read_text() == "not a directory\n"
+
+    dest = tmp_path / "mirror"
+    not_a_url = run_cli("mirror", "sync", "notaurl", str(dest), "--token", token, env=server.env)
+    assert not_a_url.returncode == 2, not_a_url.stdout + not_a_url.stderr
+    assert "is not a server URL" in " ".join(not_a_url.stderr.split())
+    assert not dest.exists()
+
+    # A first sync that fails leaves neither DIR nor an empty .packyard-mirror behind.
+    unknown = mirror_sync(server, dest, token, "--channels", "dnf/prod")
+    assert unknown.returncode == 5, unknown.stderr
+    unreachable = mirror_sync(server, dest, token, url=f"http://127.0.0.1:{free_port()}")
+    assert unreachable.returncode == 8, unreachable.stderr
+    assert not dest.exists()
+    dest.mkdir()
+    assert mirror_sync(server, dest, token, url=f"http://127.0.0.1:{free_port()}").returncode == 8
+    assert list(dest.iterdir()) == []  # DIR was there before: kept, and left empty
+
+
+def test_daemon_reports_a_full_disk_in_its_heartbeat_and_retries(
+    server: Server, tmp_path: Path
+) -> None:
+    # The mirror's directory is a 1 MiB tmpfs (in a private mount namespace) and the channel
+    # holds a 3 MiB package: every sync fails with ENOSPC until the package is demoted.
+    if shutil.which("unshare") is None:
+        raise RuntimeError("required tool not installed: unshare (apt-get install util-linux)")
+    big = build_deb(
+        tmp_path / "pkgs",
+        name="too-big",
+        version="1.0-1",
+        compression="none",
+        files={"usr/share/too-big/blob": os.urandom(3 * 1024 * 1024)},
+    )
+    big_id = upload(server, big)
+    advance(server, [big_id], to="dev")
+    wait_for_publishing(server)
+    token = create_mirror(server, "full-disk", "apt/dev")
+    dest = tmp_path / "small-disk"
+    dest.mkdir()
+    mount_and_run = 'mount -t tmpfs -o size=1m tmpfs "$1" && shift && exec "$@"'
+    in_small_disk = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount_and_run]
+    mirror = [sys.executable, "-m", "packyard", "mirror", "sync", server.url, str(dest)]
+    err_path = tmp_path / "daemon.err"
+    with err_path.open("w") as err_file:
+        daemon = subprocess.Popen(
+            [*in_small_disk, "sh", str(dest), *mirror, "--daemon", "--wait", "5"],
+            env={**server.env, "PACKYARD_MIRROR_TOKEN": token},
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            text=True,
+            preexec_fn=_ctrl_c_works,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (
+            mirrors(server)["full-disk"]["errors"] and "retrying in" in err_path.read_text()
+        ):
+            assert daemon.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, err_path.read_text()
+            time.sleep(0.2)
+        shown = mirrors(server)["full-disk"]
+        assert shown["status"] == "error" and shown["last_sync_at"] is None
+        assert "No space left on device" in shown["errors"][0], shown
+        assert str(dest) in shown["errors"][0]
+        assert "No space left on device" in err_path.read_text()
+
+        demoted = server.cli("demote", big_id[:16], "--from", "dev")
+        assert demoted.returncode == 0, demoted.stderr
+        wait_for_publishing(server)
+        deadline = time.monotonic() + 60
+        while (shown := mirrors(server)["full-disk"])["status"] != "ok" or shown["behind"]:
+            assert daemon.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, (shown, err_path.read_text())
+            time.sleep(0.2)
+        assert shown["errors"] == [] and shown["last_sync_at"]
+    finally:
+        daemon.send_signal(signal.SIGINT)
+        daemon.wait(timeout=30)
+    assert "Traceback" not in err_path.read_text(), err_path.read_text()

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from packyard.cli.client import CliError
 from packyard.cli.exit_codes import exit_code_for
@@ -22,11 +23,17 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(error: CliError) -> NoReturn:
-    err_console.print(f"[bold red]Error:[/] {error.message}")
+    """Print ``error`` to stderr and exit with its code of the exit-code table.
+
+    The message and hint are printed as they are: they name config sections (``[publish.s3]``)
+    and user input, which Rich would otherwise read as markup (dropping them, or crashing on a
+    stray ``[/…]``).
+    """
+    err_console.print(Text.assemble(("Error:", "bold red"), " ", error.message))
     if error.hint:
-        err_console.print(f"  [yellow]hint:[/] {error.hint}")
+        err_console.print(Text.assemble("  ", ("hint:", "yellow"), " ", error.hint))
     if error.code not in ("error", "unreachable", "integrity"):
-        err_console.print(f"  [dim]code: {error.code}[/]")
+        err_console.print(Text(f"  code: {error.code}", style="dim"))
     raise typer.Exit(int(exit_code_for(error.code)))
 
 

@@ -10,8 +10,10 @@
   downloaded file against the listing, so one gpgv call covers every format — Munki catalogs,
   which carry no signature of their own, included. On top, the mirror checks the formats' own
   signatures (InRelease, Release.gpg, repomd.xml.asc, pacman ``.sig`` files, index.json.asc)
-  the way clients will (services/mirror_sync.py).
-- heartbeats and the mirror status shown to admins (lag, ok/stale/error).
+  the way clients will (services/mirror_sync.py). The listing also carries the public key
+  files the server publishes (``keys/packyard.asc`` and ``.gpg``), so a mirror serves the same
+  keys as the server — both keys during a rotation — verified by the same signature.
+- heartbeats and the mirror status shown to admins (lag, ok/stale/error, last good sync).
 
 Not handled: the mirror host's side (services/mirror_sync.py), pushes to object stores
 (services/s3_push.py), freshness of a replayed feed beyond what the authenticated change feed
@@ -20,6 +22,7 @@ says (use HTTPS to the server).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -240,7 +243,15 @@ def signed_listing(
         cached = _listing_cache.get(cache_key)
     if cached is not None:
         return cached
+    if ctx.signer is None or not keys:
+        raise NotFound("no signing key is active", hint="the server creates one on start")
     tree = channel_tree(ctx, target, snapshot=snapshot)
+    # The key files as /repos/keys/ serves them now (they depend only on the signing keys,
+    # part of the cache key); older mirrors ignore the field.
+    key_files = {
+        "keys/packyard.asc": ctx.signer.public_key(list(keys)),
+        "keys/packyard.gpg": ctx.signer.public_keyring_binary(list(keys)),
+    }
     listing = json.dumps(
         {
             "version": LISTING_VERSION,
@@ -249,12 +260,11 @@ def signed_listing(
             "files": {
                 f.path: {"sha256": f.sha256, "size": f.size, "kind": f.kind} for f in tree.values()
             },
+            "keys": {path: base64.b64encode(data).decode() for path, data in key_files.items()},
         },
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
-    if ctx.signer is None or not keys:
-        raise NotFound("no signing key is active", hint="the server creates one on start")
     signature = ctx.signer.detach_sign(listing, keys=list(keys), armor=True)
     signed = SignedListing(listing=listing, signature=signature)
     with _listing_lock:
@@ -274,14 +284,18 @@ def record_heartbeat(
     stats: Mapping[str, int] | None = None,
 ) -> Mirror:
     """Store what a mirror reports. Not an audit event: it comes every few seconds and
-    changes nothing but the mirror's own status."""
+    changes nothing but the mirror's own status. A heartbeat without errors reports a good
+    sync: its time is kept apart from the last heartbeat's, which failed syncs send too."""
     mirror = mirror_for(ctx, principal)
-    mirror.last_heartbeat_at = ctx.now()
+    now = ctx.now()
+    previous = mirror.last_status or {}
+    mirror.last_heartbeat_at = now
     mirror.last_status = {
         "synced": {str(k): (str(v) if v else None) for k, v in list(synced.items())[:200]},
-        "errors": [str(e)[:500] for e in errors][:20],
+        "errors": [str(e)[:2000] for e in errors][:20],
         "version": version[:64],
         "stats": {str(k): int(v) for k, v in (stats or {}).items()},
+        "synced_at": previous.get("synced_at") if errors else now.isoformat(),
     }
     return mirror
 
@@ -293,6 +307,8 @@ class MirrorStatus:
     channels: list[str] | None
     created_at: datetime
     last_heartbeat_at: datetime | None
+    #: When the mirror last reported a sync without errors (None: never).
+    last_sync_at: datetime | None
     #: ok, stale, error or never (no heartbeat yet)
     status: str
     #: Channels where the mirror's snapshot is not the live one.
@@ -341,6 +357,7 @@ def list_mirrors(ctx: Context, *, principal: Principal) -> list[MirrorStatus]:
                 channels=list(mirror.channels) if mirror.channels else None,
                 created_at=mirror.created_at,
                 last_heartbeat_at=mirror.last_heartbeat_at,
+                last_sync_at=_parse_time(status_doc.get("synced_at")),
                 status=state,
                 behind=behind,
                 lag_seconds=max(lag, 0.0),
@@ -352,3 +369,12 @@ def list_mirrors(ctx: Context, *, principal: Principal) -> list[MirrorStatus]:
             )
         )
     return out
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

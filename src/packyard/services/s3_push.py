@@ -6,10 +6,13 @@ per-channel targets in ``[publish.s3]``).
 remembers what was uploaded), package files first and the entry-point indexes (InRelease,
 repomd.xml, pacman .db, index.json) last, and deleting objects no longer published only after
 the new indexes are up. apt by-hash files of the previous push are kept one more round for
-clients in the middle of an update.
+clients in the middle of an update. The state also records the snapshot pushed per channel, so
+a configured push (``push_configured``) catches up every channel of its target that an
+earlier, failed push left behind.
 
 Not handled: concurrent pushes to one bucket from several hosts (a per-target lock covers one
-process).
+process). Never deleted: the public keys (``keys/…``, only replaced), and anything at all by a
+push none of whose channels is published (a wrong data dir or stage must not empty a bucket).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,9 +52,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PUSH_STATE_KEY",
+    "PushProgress",
     "PushResult",
     "push",
     "push_configured",
+    "s3_url_problem",
 ]
 
 #: The object in a push target (below its prefix) that remembers what was uploaded.
@@ -67,6 +73,44 @@ class PushResult:
     unchanged: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class PushProgress:
+    """Where a push is: reported before the first upload and after every one."""
+
+    url: str
+    channels: list[str]
+    #: Objects (and their bytes) to upload in all, and uploaded so far.
+    objects: int
+    bytes: int
+    done_objects: int
+    done_bytes: int
+    unchanged: int
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,62}")
+
+
+def s3_url_problem(url: str) -> str | None:
+    """Why ``url`` is not an ``s3://bucket[/prefix]`` URL (None when it is one)."""
+    url = url.strip()
+    if not url.startswith("s3://"):
+        return f"{url!r} is not an S3 URL: it does not start with s3://"
+    bucket = url.removeprefix("s3://").partition("/")[0]
+    if _BUCKET.fullmatch(bucket):
+        return None
+    if not bucket:
+        return f"{url!r} is not an S3 URL: it names no bucket"
+    why = f"{url!r} is not an S3 URL: "
+    if _BUCKET.fullmatch(bucket.lower()):
+        fixed = "s3://" + bucket.lower() + url.removeprefix("s3://")[len(bucket) :]
+        return why + f"bucket names are lowercase (did you mean {fixed}?)"
+    if len(bucket) > 63 or len(bucket) < 3:
+        return why + f"bucket names have 3 to 63 characters ({bucket!r} has {len(bucket)})"
+    if not bucket[0].isalnum():
+        return why + "bucket names start with a lowercase letter or a digit"
+    return why + f"bucket names have only lowercase letters, digits, dots and hyphens ({bucket!r})"
+
+
 _push_locks: dict[str, threading.Lock] = {}
 _push_locks_guard = threading.Lock()
 
@@ -78,7 +122,13 @@ def _push_lock(url: str) -> threading.Lock:
 
 def _load_push_state(store: ObjectStore) -> dict[str, Any]:
     raw = store.get(PUSH_STATE_KEY)
-    empty: dict[str, Any] = {"version": 1, "objects": {}, "channels": {}, "live": []}
+    empty: dict[str, Any] = {
+        "version": 1,
+        "objects": {},
+        "channels": {},
+        "live": [],
+        "snapshots": {},
+    }
     if raw is None:
         return empty
     try:
@@ -90,6 +140,9 @@ def _load_push_state(store: ObjectStore) -> dict[str, Any]:
     except ValueError:
         # Unreadable state: upload everything again (deleting nothing we cannot name).
         return empty
+    if not isinstance(state.get("snapshots"), dict):
+        # Written before snapshots were recorded: every channel counts as behind once.
+        state["snapshots"] = {}
     return state
 
 
@@ -134,31 +187,56 @@ def push(
     stages: Sequence[str] | None = None,
     formats: Sequence[str] | None = None,
     only: Sequence[str] | None = None,
+    catch_up: Sequence[str] = (),
     full: bool = False,
     log: Callable[[str], None] | None = None,
+    progress: Callable[[PushProgress], None] | None = None,
     actor: str = "system:push",
 ) -> PushResult:
     """Copy the live publications of the chosen channels to ``store``.
 
-    Channels: ``only`` (names), else those of ``stages``/``formats`` (default all). Channels
-    never published are left as they are in the target. ``full`` uploads every object again.
+    Channels: ``only`` (names), else those of ``stages``/``formats`` (default all); plus every
+    channel matching a ``catch_up`` pattern whose live snapshot is not the one last pushed to
+    ``store``. Channels never published are left as they are in the target; when none of the
+    chosen channels is published, nothing is uploaded or deleted. ``full`` uploads every object
+    again.
     """
     from packyard.services.audit import record
     from packyard.services.publish import channels, parse_channel
 
     say = log or (lambda _line: None)
-    with uow() as ctx:
-        targets = (
-            [parse_channel(ctx, name) for name in only]
-            if only is not None
-            else channels(ctx, stages=stages, formats=formats)
-        )
-        trees = {c.name: channel_tree(ctx, c) for c in targets}
-        trees = {name: tree for name, tree in trees.items() if tree}
-        keys = _key_files(ctx)
-        blobs = ctx.blobs
     with _push_lock(store.url):
         state = _load_push_state(store)
+        pushed_snapshots: dict[str, Any] = state["snapshots"]
+        with uow() as ctx:
+            publications = ctx.publications
+            assert publications is not None
+            chosen = (
+                [parse_channel(ctx, name) for name in only]
+                if only is not None
+                else channels(ctx, stages=stages, formats=formats)
+            )
+            selected = {c.name: (c, publications.current(c.format, c.stage)) for c in chosen}
+            for c in channels(ctx) if catch_up else ():
+                if c.name in selected or not any(fnmatchcase(c.name, p) for p in catch_up):
+                    continue
+                snapshot = publications.current(c.format, c.stage)
+                if snapshot is not None and pushed_snapshots.get(c.name) != snapshot:
+                    selected[c.name] = (c, snapshot)
+            # The tree of the snapshot read above, so that the state records what was pushed.
+            trees = {
+                name: channel_tree(ctx, c, snapshot=snapshot)
+                for name, (c, snapshot) in selected.items()
+                if snapshot is not None
+            }
+            trees = {name: tree for name, tree in trees.items() if tree}
+            snapshots = {name: selected[name][1] for name in trees}
+            keys = _key_files(ctx) if trees else {}
+            blobs = ctx.blobs
+        if not trees:
+            # Nothing to serve: a wrong data dir or stage must not empty the target.
+            say(f"{store.url}: nothing pushed (no published channel)")
+            return PushResult(url=store.url, channels=[], uploaded=[], deleted=[], unchanged=0)
         old_objects: dict[str, str] = dict(state["objects"])
         old_live = set(state.get("live") or [])
         channel_keys: dict[str, list[str]] = {
@@ -179,20 +257,54 @@ def push(
             (f for f in wanted.values() if full or old_objects.get(_repo_key(f.path)) != f.sha256),
             key=lambda f: upload_order(f.path, f.kind),
         )
+        total_bytes = sum(f.size for f in uploads)
+        done_bytes = 0
+
+        def report(done: int) -> None:
+            if progress is not None:
+                progress(
+                    PushProgress(
+                        url=store.url,
+                        channels=sorted(trees),
+                        objects=len(uploads),
+                        bytes=total_bytes,
+                        done_objects=done,
+                        done_bytes=done_bytes,
+                        unchanged=len(wanted) - len(uploads),
+                    )
+                )
+
+        def upload(f: TreeFile) -> str:
+            return _upload(store, blobs, f)
+
+        report(0)
         uploaded: list[str] = []
         # Upload group by group (package files, by-hash, indexes, entry points): a group
         # starts only when the one before is complete.
         for _rank, group in _groups(uploads):
             parallel = 4 if _rank < 2 else 1
             with ThreadPoolExecutor(max_workers=parallel) as pool:
-                for key in pool.map(lambda f: _upload(store, blobs, f), group):
+                for f, key in zip(group, pool.map(upload, group), strict=True):
                     uploaded.append(key)
-        live = {_repo_key(p) for paths in channel_keys.values() for p in paths} | {
-            _repo_key(p) for p in keys
-        }
+                    done_bytes += f.size
+                    report(len(uploaded))
+        # Key files are only ever replaced: a push from a host without signing keys must not
+        # take the clients' keys away.
+        kept_keys = {key for key in map(_repo_key, KEY_FILES) if key in old_objects}
+        live = (
+            {_repo_key(p) for paths in channel_keys.values() for p in paths}
+            | {_repo_key(p) for p in keys}
+            | kept_keys
+        )
         objects = dict(old_objects)
         objects.update({_repo_key(f.path): f.sha256 for f in wanted.values()})
-        state = {"version": 1, "objects": objects, "channels": channel_keys, "live": sorted(live)}
+        state = {
+            "version": 1,
+            "objects": objects,
+            "channels": channel_keys,
+            "live": sorted(live),
+            "snapshots": {**pushed_snapshots, **snapshots},
+        }
         _save_push_state(store, state)
         # Keep by-hash files that the previous push served (clients mid-update use them).
         doomed = sorted(
@@ -208,7 +320,7 @@ def push(
     unchanged = len(wanted) - len(uploaded)
     say(
         f"{store.url}: {len(uploaded)} uploaded, {unchanged} unchanged, {len(doomed)} deleted "
-        f"({', '.join(sorted(trees)) or 'no published channel'})"
+        f"({', '.join(sorted(trees))})"
     )
     with uow(write=True) as ctx:
         record(
@@ -283,7 +395,9 @@ def push_configured(
     log: Callable[[str], None] | None = None,
 ) -> list[PushResult]:
     """After a publication: push the ``published`` channels to every configured target that
-    takes them (``publish.s3.targets``). Raises after trying every target if one failed."""
+    takes them (``publish.s3.targets``), with every other channel of that target whose last
+    push there is behind (a failed push is caught up by the next one). Raises after trying
+    every target if one failed."""
     with uow() as ctx:
         targets = list(ctx.settings.publish.s3.targets)
     results: list[PushResult] = []
@@ -292,17 +406,24 @@ def push_configured(
         names = [c for c in published if any(fnmatchcase(c, pat) for pat in target.channels)]
         if not names:
             continue
+        url = target.url
         try:
             store = open_store(target.url)
+            url = store.url
             try:
-                results.append(push(uow, store=store, only=names, log=log))
+                results.append(
+                    push(uow, store=store, only=names, catch_up=target.channels, log=log)
+                )
             finally:
                 store.close()
         except PackyardError as exc:
-            failures.append(f"{target.url}: {exc}")
+            # The store's errors name its URL already.
+            detail = str(exc)
+            failures.append(detail if url in detail else f"{url}: {detail}")
     if failures:
         raise MirrorUnavailable(
             "published, but pushing failed: " + "; ".join(failures),
-            hint="the next publication retries; or run `packyard publish --to URL` now",
+            hint="the next publication of any channel a failed target takes pushes every "
+            "channel it is behind on; `packyard publish` retries now",
         )
     return results

@@ -3,19 +3,24 @@
 The change feed is a long poll: ``GET /api/v1/mirror/changes?since=<cursor>&wait=30`` answers
 at once when the live snapshots of the mirror's channels differ from ``since``, else when one
 changes, else after ``wait`` seconds. It waits in the event loop (no thread per waiting
-mirror) and reads only the publication store's ``current`` links while waiting.
+mirror) and reads only the publication store's ``current`` links while waiting. When the
+server is stopping it answers 503 with ``Retry-After`` at once, rather than holding shutdown
+for the grace period and being cancelled (a 500 and an ERROR traceback).
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from packyard.api.deps import authenticate_request, get_principal, get_runtime
+from packyard.api.errors import error_body
 from packyard.api.routers.artifacts import ERRORS
 from packyard.bootstrap import Runtime
 from packyard.domain.auth import Principal
@@ -28,6 +33,8 @@ router = APIRouter(prefix="/api/v1", tags=["mirrors"])
 
 #: How often a waiting change feed looks at the live snapshots.
 POLL_INTERVAL = 0.25
+#: Seconds a mirror is asked to wait when the server is stopping (a restart, usually).
+RETRY_AFTER_SHUTDOWN = 5
 
 
 class MirrorOut(BaseModel):
@@ -35,7 +42,8 @@ class MirrorOut(BaseModel):
     user: str
     channels: list[str] | None = Field(description="None: every channel")
     created_at: datetime
-    last_heartbeat_at: datetime | None
+    last_heartbeat_at: datetime | None = Field(description="Sent after every sync, failed too")
+    last_sync_at: datetime | None = Field(description="The last sync without errors")
     status: str = Field(description="ok, stale, error or never")
     behind: list[str]
     lag_seconds: float
@@ -102,6 +110,7 @@ def _out(s: mirror_service.MirrorStatus) -> MirrorOut:
         channels=s.channels,
         created_at=s.created_at,
         last_heartbeat_at=s.last_heartbeat_at,
+        last_sync_at=s.last_sync_at,
         status=s.status,
         behind=s.behind,
         lag_seconds=round(s.lag_seconds, 1),
@@ -190,10 +199,22 @@ def _followed(runtime: Runtime, principal: Principal) -> list[Channel]:
         return mirror_service.followed_channels(ctx, mirror_service.mirror_for(ctx, principal))
 
 
+def _server_stopping() -> bool:
+    """Whether the HTTP server was told to stop. uvicorn owns SIGTERM/SIGINT in `packyard
+    serve` and only sets its ``should_exit``: a running request hears nothing until the
+    graceful-shutdown timeout cancels it. Its handler is the bound ``Server.handle_exit``;
+    under anything else this is False and a long poll simply runs to its end."""
+    handler = signal.getsignal(signal.SIGTERM)
+    return getattr(getattr(handler, "__self__", None), "should_exit", False) is True
+
+
 @router.get(
     "/mirror/changes",
     response_model=ChangesOut,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        503: {"description": "The server is stopping; ask again after Retry-After seconds"},
+    },
     summary="Long poll: the live snapshot of each channel this mirror follows",
 )
 async def changes(
@@ -201,7 +222,7 @@ async def changes(
     since: str | None = Query(default=None, description="The cursor of the previous answer"),
     wait: float = Query(default=30, ge=0, le=300, description="Seconds to wait for a change"),
     runtime: Runtime = Depends(get_runtime),
-) -> ChangesOut:
+) -> ChangesOut | JSONResponse:
     principal = await run_in_threadpool(authenticate_request, request)
     followed = await run_in_threadpool(_followed, runtime, principal)
     loop = asyncio.get_running_loop()
@@ -211,6 +232,16 @@ async def changes(
         cursor = mirror_service.change_cursor(state)
         if cursor != since or loop.time() >= deadline or await request.is_disconnected():
             return ChangesOut(cursor=cursor, changed=cursor != since, channels=state)
+        if _server_stopping():
+            return JSONResponse(
+                error_body(
+                    "unavailable",
+                    "the server is shutting down",
+                    f"ask again in {RETRY_AFTER_SHUTDOWN} seconds",
+                ),
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SHUTDOWN)},
+            )
         await asyncio.sleep(min(POLL_INTERVAL, max(deadline - loop.time(), 0)))
 
 

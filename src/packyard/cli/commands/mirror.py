@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import typer
 
@@ -34,6 +34,10 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def _when(timestamp: str | None) -> str:
+    return (timestamp or "never")[:19].replace("T", " ")
+
+
 # --------------------------------------------------------------------------- S3 push
 
 
@@ -45,35 +49,103 @@ def push_publications(
     full: bool,
     data_dir: Path | None,
     config: Path | None,
+    recompute: bool = False,
+    wait: bool = True,
 ) -> None:
-    """Push the live publications to ``to`` (s3://bucket/prefix) from this host's data."""
+    """Push the live publications to ``to`` (s3://bucket/prefix) from this host's data.
+
+    ``recompute`` and ``wait`` are the `publish` options that a push has no use for: passed
+    only to be refused (a usage error) rather than silently ignored.
+    """
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.text import Text
+
     from packyard.cli.commands.server import _local_runtime
     from packyard.domain.errors import PackyardError
     from packyard.integrations.s3 import open_object_store
-    from packyard.services.s3_push import push
+    from packyard.services.s3_push import PushProgress, push, s3_url_problem
+
+    # `publish` options that mean nothing to a push (it uploads what is published, in this
+    # process) are refused rather than ignored.
+    for given, flag in ((recompute, "--recompute"), (not wait, "--no-wait")):
+        if given:
+            raise typer.BadParameter(
+                "does not apply to --to (a push uploads the live publications as they are "
+                "and returns when it is done)",
+                param_hint=f"'{flag}'",
+            )
+    problem = s3_url_problem(to)
+    if problem:
+        fail(CliError("config_error", problem, hint="write s3://bucket or s3://bucket/prefix"))
 
     runtime = _local_runtime(data_dir, config)
+    bar = Progress(
+        TextColumn("push"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[objects]}"),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,  # logs get the line above and the result only
+    )
+    task: list[TaskID] = []
+
+    def show(step: PushProgress) -> None:
+        if not task:
+            err_console.print(
+                Text(
+                    f"Pushing {', '.join(step.channels)} to {step.url}: {step.objects} objects "
+                    f"to upload ({human_size(step.bytes)}), {step.unchanged} unchanged."
+                )
+            )
+            task.append(bar.add_task("push", total=step.bytes, objects=""))
+        bar.update(
+            task[0],
+            completed=step.done_bytes,
+            objects=f"{step.done_objects}/{step.objects} objects",
+        )
+
     try:
         store = open_object_store(runtime.settings.publish.s3, to)
         try:
-            result = push(
-                runtime.context,
-                store=store,
-                stages=stages or None,
-                formats=formats or None,
-                full=full,
-                actor=f"cli:{os.environ.get('USER') or 'publish'}",
-            )
+            with bar:
+                result = push(
+                    runtime.context,
+                    store=store,
+                    stages=stages or None,
+                    formats=formats or None,
+                    full=full,
+                    progress=show,
+                    actor=f"cli:{os.environ.get('USER') or 'publish'}",
+                )
         finally:
             store.close()
     except PackyardError as exc:
         fail(CliError(exc.code, exc.message, hint=exc.hint))
     finally:
         runtime.close()
+    if not result.channels:
+        console.print(
+            Text(f"{result.url}: nothing pushed, no published channel among those chosen.")
+        )
+        return
     console.print(
-        f"[green]✓[/] {result.url}: {len(result.uploaded)} objects uploaded, "
-        f"{result.unchanged} unchanged, {len(result.deleted)} deleted "
-        f"({', '.join(result.channels) or 'no published channel'})."
+        Text.assemble(
+            ("✓", "green"),
+            f" {result.url}: {len(result.uploaded)} objects uploaded, "
+            f"{result.unchanged} unchanged, {len(result.deleted)} deleted "
+            f"({', '.join(result.channels)}).",
+        )
     )
 
 
@@ -176,10 +248,12 @@ class HttpMirrorSource:
         try:
             with self.http.stream("GET", url) as response:
                 if response.status_code == 404:
+                    # The sync asks the change feed whether a publication explains it.
                     raise MirrorUnavailable(
-                        f"{path} is gone from the server (a newer publication replaced it "
-                        "while syncing)",
-                        hint="sync again",
+                        f"{path} is not on the server (HTTP 404), though its signed listing "
+                        "names it",
+                        hint="sync again; if it persists, the server's published files are "
+                        "damaged (`packyard scrub` on the server)",
                     )
                 if not response.is_success:
                     response.read()
@@ -322,21 +396,38 @@ def register(app: typer.Typer) -> None:
             return
         colour = {"ok": "green", "stale": "yellow", "error": "red", "never": "dim"}
         print_table(
-            ["mirror", "status", "last heartbeat", "lag", "behind", "channels", "version", "error"],
+            [
+                "mirror",
+                "status",
+                "last good sync",
+                "last heartbeat",
+                "lag",
+                "behind",
+                "synced snapshots",
+                "version",
+            ],
             [
                 (
                     m["name"],
                     f"[{colour.get(m['status'], 'white')}]{m['status']}[/]",
-                    (m["last_heartbeat_at"] or "never")[:19].replace("T", " "),
+                    _when(m.get("last_sync_at")),
+                    _when(m["last_heartbeat_at"]),
                     _ago(m["lag_seconds"]) if m["behind"] else "-",
                     ", ".join(m["behind"]) or "-",
-                    ", ".join(m["channels"] or ["all"]),
+                    "\n".join(
+                        f"{name} {snapshot or '-'}"
+                        for name, snapshot in sorted((m["synced"] or {}).items())
+                    )
+                    or "-",
                     m["version"] or "",
-                    (m["errors"][0] if m["errors"] else "")[:80],
                 )
                 for m in data
             ],
         )
+        # In full, below the table: an operator needs the whole message (file, hint) to act.
+        for m in data:
+            for error in m["errors"]:
+                console.print(f"{m['name']}: error: {error}", markup=False)
 
     @mirrors.command("token")
     def token(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
@@ -386,11 +477,28 @@ def register(app: typer.Typer) -> None:
         from packyard.domain.errors import PackyardError
         from packyard.services import mirror_sync as service
 
-        secret = (
-            token_file.read_text().strip()
-            if token_file is not None
-            else token or (ctx.find_root().obj or {}).get("token")
-        )
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise typer.BadParameter(
+                f"{url!r} is not a server URL: give the Packyard server's base URL, "
+                "e.g. https://packages.example",
+                param_hint="'URL'",
+            )
+        try:
+            secret = (
+                token_file.read_text().strip()
+                if token_file is not None
+                else token or (ctx.find_root().obj or {}).get("token")
+            )
+            keys = keyring.read_bytes() if keyring is not None else None
+        except OSError as exc:
+            fail(
+                CliError(
+                    "invalid_request",
+                    f"cannot read {exc.filename}: {exc.strerror}",
+                    hint="check the path and its permissions",
+                )
+            )
         if not secret:
             fail(
                 CliError(
@@ -399,15 +507,20 @@ def register(app: typer.Typer) -> None:
                     hint="pass --token-file, --token or PACKYARD_MIRROR_TOKEN",
                 )
             )
+        try:
+            # Fail now on a DIR that cannot work (a daemon would only retry it); a missing
+            # DIR is created by the first sync (and removed again if that sync fails).
+            service.check_mirror_dir(dest)
+        except PackyardError as exc:
+            fail(CliError(exc.code, exc.message, hint=exc.hint))
         source = HttpMirrorSource(url, str(secret))
         kwargs: dict[str, Any] = {
             "server": source.server,
-            "keyring": keyring.read_bytes() if keyring is not None else None,
+            "keyring": keys,
             "only": _split(channels) or None,
             "progress": RichProgress(),
             "log": lambda line: err_console.print(line, markup=False),
         }
-        dest.mkdir(parents=True, exist_ok=True)
         try:
             if daemon:
                 err_console.print(f"Mirroring {source.server} into {dest} (Ctrl-C stops).")

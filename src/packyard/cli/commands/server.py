@@ -3,26 +3,88 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from packyard.cli.client import Client, ClientSettings, CliError, save_client_config
 from packyard.cli.output import console, err_console, fail
 
+if TYPE_CHECKING:
+    from packyard.bootstrap import Runtime
+    from packyard.config import Settings
+
 __all__ = ["register"]
 
 
-def _local_runtime(data_dir: Path | None, config: Path | None, **overrides: object):  # type: ignore[no-untyped-def]
-    """Settings + runtime for commands that run on the server host."""
+def _local_runtime(
+    data_dir: Path | None, config: Path | None, *, create: bool = False, **overrides: object
+) -> Runtime:
+    """Settings + runtime for commands that run on the server host.
+
+    Only ``serve`` (``create``) sets up a new installation. The others (publish --to, worker,
+    gc, scrub) refuse a data directory without a Packyard database before writing anything:
+    run from the wrong directory, they would otherwise create an empty installation and act
+    on it (a push from one deleted the bucket's public keys).
+    """
     from packyard.bootstrap import Runtime
     from packyard.config import load_settings
     from packyard.domain.errors import ConfigError
 
     try:
         settings = load_settings(config_file=config, data_dir=data_dir, **overrides)
+        if not create:
+            _require_installation(settings)
         return Runtime.from_settings(settings)
     except ConfigError as exc:
         fail(CliError(exc.code, exc.message, hint=exc.hint))
+
+
+def _require_installation(settings: Settings) -> None:
+    """Raise ConfigError unless ``settings`` name an existing data dir and Packyard database.
+
+    Reads only: SQLite files are opened only when they exist (connecting would create one).
+    """
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from packyard.domain.errors import ConfigError
+
+    data_dir = settings.data_dir.resolve()
+    hint = (
+        "pass --data-dir (or set PACKYARD_DATA_DIR) to the server's data directory, or run "
+        "this where ./packyard-data is; `packyard serve` sets up a new installation"
+    )
+    if not data_dir.is_dir():
+        raise ConfigError(
+            f"{data_dir} has no Packyard database: the directory does not exist", hint=hint
+        )
+    url = make_url(settings.resolved_database_url)
+    where = str(url.render_as_string(hide_password=True))
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        if not url.database or not path.is_file():
+            raise ConfigError(
+                f"{data_dir} has no Packyard database ({path} does not exist)", hint=hint
+            )
+        where = str(path)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            ready = inspect(connection).has_table("alembic_version")
+    except SQLAlchemyError as exc:
+        raise ConfigError(
+            f"cannot open the database {where}: {exc}",
+            hint="check database_url in the configuration and that the database is running",
+        ) from exc
+    finally:
+        engine.dispose()
+    if not ready:
+        raise ConfigError(
+            f"{data_dir} has no Packyard database ({where} has no Packyard tables)",
+            hint=f"check database_url; {hint}" if settings.database_url else hint,
+        )
 
 
 def write_admin_token(data_dir: Path, token: str) -> Path:
@@ -59,7 +121,7 @@ def register(app: typer.Typer) -> None:
         from packyard.logs import configure_logging, uvicorn_log_config
         from packyard.services.users import bootstrap_admin
 
-        runtime = _local_runtime(data_dir, config, host=host, port=port)
+        runtime = _local_runtime(data_dir, config, create=True, host=host, port=port)
         settings = runtime.settings
         configure_logging(settings.log_level, settings.log_format)
         attach_jobs(runtime)
@@ -68,11 +130,14 @@ def register(app: typer.Typer) -> None:
         if token:
             path = write_admin_token(settings.data_dir, token)
             err_console.print("[bold green]Created the first admin account 'admin'.[/]")
-            err_console.print(f"One-time admin token (also in {path}, readable only by you):")
+            err_console.print(
+                f"One-time admin token (also in {path}, readable only by you):", markup=False
+            )
             err_console.print(f"  [bold]{token}[/]")
             err_console.print(
                 "Sign the CLI in with: packyard login "
-                f"--server http://{settings.host}:{settings.port} --token-file {path}"
+                f"--server http://{settings.host}:{settings.port} --token-file {path}",
+                markup=False,
             )
         if demo:
             from packyard.services.demo import load_demo
@@ -84,7 +149,8 @@ def register(app: typer.Typer) -> None:
         prepare_publishing(runtime)
         err_console.print(
             f"Packyard listening on http://{settings.host}:{settings.port} "
-            f"(API docs at /api/docs, data in {settings.data_dir})"
+            f"(API docs at /api/docs, data in {settings.data_dir})",
+            markup=False,
         )
         uvicorn.run(
             create_app(runtime),
@@ -113,7 +179,10 @@ def register(app: typer.Typer) -> None:
             )
         data_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(render_default_config(data_dir=data_dir))
-        console.print(f"Wrote {path}. Edit it, then run `packyard serve --data-dir {data_dir}`.")
+        console.print(
+            f"Wrote {path}. Edit it, then run `packyard serve --data-dir {data_dir}`.",
+            markup=False,
+        )
 
     @app.command()
     def login(
@@ -140,5 +209,6 @@ def register(app: typer.Typer) -> None:
             client.close()
         path = save_client_config(server=settings.server, token=token)
         console.print(
-            f"Logged in to {settings.server} as {me['name']} ({me['role']}); saved to {path}."
+            f"Logged in to {settings.server} as {me['name']} ({me['role']}); saved to {path}.",
+            markup=False,
         )
