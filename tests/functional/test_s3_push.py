@@ -465,11 +465,6 @@ def test_push_cli_errors_are_printed_literally_and_options_it_ignores_are_refuse
     assert not [p for _m, p in s3.requests() if p.startswith(f"/{BUCKET}/x/")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/commands/publishing.py does not pass recompute= and wait= to push_publications "
-    "yet (push_publications refuses them once it does)",
-)
 def test_push_refuses_publish_options_it_would_ignore(tmp_path: Path) -> None:
     env = base_env(tmp_path)
     for extra in (["--recompute"], ["--no-wait"]):

@@ -393,6 +393,27 @@ def test_fail_deprecate_hold_and_demote(server: Server, tmp_path: Path) -> None:
     assert [a["sha256"][:12] for a in _artifacts(server, status="failed")["items"]] == [failed]
 
 
+def test_text_with_brackets_prints_as_it_is(server: Server, tmp_path: Path) -> None:
+    # Justifications, reasons and server errors are data: Rich must not read "[...]" in them
+    # as markup (it dropped "[CI]" and crashed on "[/x]").
+    path = tmp_path / "brackets-1.0.bin"
+    path.write_bytes(b"brackets")
+    justification = "fixes [bold]CVE-1[/bold] and [/x]"
+    uploaded = server.cli(
+        "upload", str(path), "--justification", justification, "--provenance", "[CI] job [/1]"
+    )
+    assert uploaded.returncode == 0, uploaded.stderr
+    sha = _artifacts(server)["items"][0]["sha256"]
+    assert server.cli("hold", sha[:12], "--reason", "wait for [QA]").returncode == 0
+    shown = server.cli("artifacts", "show", sha[:12], env={"COLUMNS": "250"})
+    assert shown.returncode == 0, shown.stderr
+    assert justification in shown.stdout
+    assert "[CI] job [/1]" in shown.stdout
+    assert "[HELD: wait for [QA]]" in shown.stdout
+    listed = server.cli("artifacts", "list", env={"COLUMNS": "250"})
+    assert listed.returncode == 0, listed.stderr
+
+
 def test_change_control_ids_are_checked_with_the_ticket_system(make_server, tmp_path: Path) -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -48,7 +48,11 @@ def print_table(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+        # Cells are data (names, justifications, errors) and print as they are; a cell that
+        # wants a style passes a rich Text.
+        table.add_row(
+            *[v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in row]
+        )
     console.print(table)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from packyard.cli.client import CliError
 from packyard.cli.commands._common import api
@@ -19,8 +20,8 @@ CHUNK = 1024 * 1024
 
 def _print_artifact(a: dict[str, Any]) -> None:
     console.print(
-        f"[bold]{a['name']} {a['version']}[/] ({a['format']}"
-        f"{', ' + a['arch'] if a.get('arch') else ''})  id {a['sha256']}"
+        f"[bold]{escape(a['name'])} {escape(a['version'])}[/] ({a['format']}"
+        f"{', ' + escape(a['arch']) if a.get('arch') else ''})  id {a['sha256']}"
     )
     rows = [
         ("package", f"{a['package']} (pipeline {a['pipeline']})"),
@@ -59,7 +60,7 @@ def _print_artifact(a: dict[str, Any]) -> None:
         else:
             rows.append(("next", f"{a['next_stage']}: no gate is closed"))
     for key, value in rows:
-        console.print(f"  [dim]{key:>13}[/]  {value}")
+        console.print(f"  [dim]{key:>13}[/]  {escape(str(value))}")
 
 
 def register(app: typer.Typer) -> None:
@@ -140,18 +141,18 @@ def register(app: typer.Typer) -> None:
                 except CliError as error:
                     failures += 1
                     last_error = error
-                    err_console.print(f"[red]✗ {path.name}:[/] {error.message}")
+                    err_console.print(f"[red]✗ {escape(path.name)}:[/] {escape(error.message)}")
                     if error.hint:
-                        err_console.print(f"  [yellow]hint:[/] {error.hint}")
+                        err_console.print(f"  [yellow]hint:[/] {escape(error.hint)}")
                     continue
                 artifact = response.json()
                 results.append(artifact)
                 if not as_json:
                     verb = "uploaded" if artifact["created"] else "already stored"
                     console.print(
-                        f"[green]✓[/] {path.name}: {verb} as {artifact['format']} "
-                        f"{artifact['name']} {artifact['version']} — id {short(artifact['sha256'])}, "
-                        f"stage {artifact['current_stage']}"
+                        f"[green]✓[/] {escape(path.name)}: {verb} as {artifact['format']} "
+                        f"{escape(artifact['name'])} {escape(artifact['version'])} — id "
+                        f"{short(artifact['sha256'])}, stage {artifact['current_stage']}"
                     )
         if as_json:
             print_json(results)
@@ -203,7 +204,7 @@ def register(app: typer.Typer) -> None:
         with api(ctx) as client:
             result = client.post(f"/api/v1/artifacts/{artifact}/{action}", json=body)
         a = result["artifact"]
-        label = f"{a['name']} {a['version']} ({short(a['sha256'])})"
+        label = escape(f"{a['name']} {a['version']} ({short(a['sha256'])})")
         if result["changed"]:
             console.print(
                 f"[green]✓[/] {label} {done}. Stages: {' → '.join(e['stage'] for e in a['stages'])}"

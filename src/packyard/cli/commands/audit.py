@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 
 from packyard.cli.commands._common import api
 from packyard.cli.exit_codes import ExitCode
@@ -87,6 +88,7 @@ def register(app: typer.Typer) -> None:
             )
             return
         err_console.print(
-            f"[bold red]✗ audit log broken at event #{report['broken_at']}:[/] {report['problem']}"
+            f"[bold red]✗ audit log broken at event #{report['broken_at']}:[/] "
+            f"{escape(str(report['problem']))}"
         )
         raise typer.Exit(int(ExitCode.INTEGRITY))

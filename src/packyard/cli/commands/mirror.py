@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from packyard.cli.client import CliError
 from packyard.cli.commands._common import api
@@ -337,8 +339,8 @@ class RichProgress:
 def _print_report(report: Any, dest: Path) -> None:
     channels = ", ".join(f"{name}@{snap or '-'}" for name, snap in sorted(report.synced.items()))
     console.print(
-        f"[green]✓[/] {dest}: {report.files} files, {report.downloaded} downloaded "
-        f"({human_size(report.downloaded_bytes)}), {report.deleted} deleted — {channels}"
+        f"[green]✓[/] {escape(str(dest))}: {report.files} files, {report.downloaded} downloaded "
+        f"({human_size(report.downloaded_bytes)}), {report.deleted} deleted — {escape(channels)}"
     )
     if report.pinned:
         console.print(
@@ -409,7 +411,7 @@ def register(app: typer.Typer) -> None:
             [
                 (
                     m["name"],
-                    f"[{colour.get(m['status'], 'white')}]{m['status']}[/]",
+                    Text(m["status"], style=colour.get(m["status"], "white")),
                     _when(m.get("last_sync_at")),
                     _when(m["last_heartbeat_at"]),
                     _ago(m["lag_seconds"]) if m["behind"] else "-",

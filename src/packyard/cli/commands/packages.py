@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from packyard.cli.commands._common import api
 from packyard.cli.output import console, print_json, print_table, short
@@ -54,7 +55,8 @@ def register(app: typer.Typer) -> None:
             print_json(package)
             return
         console.print(
-            f"[bold]{package['name']}[/] — pipeline {package['pipeline']}: {' → '.join(package['stages'])}"
+            f"[bold]{escape(package['name'])}[/] — pipeline {escape(package['pipeline'])}: "
+            f"{' → '.join(package['stages'])}"
         )
         print_table(
             ["id", "version", "format", "arch", *package["stages"], "status"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from packyard.cli.client import CliError
 from packyard.cli.output import console, fail, print_json
@@ -105,12 +106,13 @@ def register(app: typer.Typer) -> None:
             print_json(data)
             return
         console.print(
-            f"[bold]{meta.name} {meta.version}[/] ({meta.format.value}"
-            f"{', ' + meta.arch if meta.arch else ''}{', ' + meta.kind if meta.kind else ''})"
+            f"[bold]{escape(str(meta.name))} {escape(str(meta.version))}[/] ({meta.format.value}"
+            f"{', ' + escape(meta.arch) if meta.arch else ''}"
+            f"{', ' + escape(meta.kind) if meta.kind else ''})"
         )
         for key, values in meta.relations.items():
             if values:
-                console.print(f"  [dim]{key:>12}[/]  {', '.join(values)}")
+                console.print(f"  [dim]{key:>12}[/]  {escape(', '.join(values))}")
         for key, value in meta.fields.items():
             if key != "control":
-                console.print(f"  [dim]{key:>12}[/]  {value}")
+                console.print(f"  [dim]{key:>12}[/]  {escape(str(value))}")

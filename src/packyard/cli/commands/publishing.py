@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from packyard.cli.client import CliError
 from packyard.cli.commands._common import api
@@ -78,6 +79,8 @@ def register(app: typer.Typer) -> None:
                 full=bool(full),
                 data_dir=data_dir,
                 config=config,
+                recompute=recompute,
+                wait=wait,
             )
             return
         full = True if full is None else full
@@ -96,10 +99,10 @@ def register(app: typer.Typer) -> None:
                 return
             job = _wait_for_job(client, job, timeout=timeout)
         if job["status"] != "succeeded":
-            err_console.print(f"[bold red]Publishing failed:[/] {job['error']}")
+            err_console.print(f"[bold red]Publishing failed:[/] {escape(str(job['error']))}")
             raise typer.Exit(int(ExitCode.ERROR))
         for line in (job["log"] or "").splitlines():
-            console.print(f"[green]✓[/] {line}")
+            console.print(f"[green]✓[/] {escape(line)}")
 
     pubs = typer.Typer(help="Publications: immutable snapshots of channels.", no_args_is_help=True)
     app.add_typer(pubs, name="publications")
@@ -276,7 +279,8 @@ def register(app: typer.Typer) -> None:
             j = client.get(f"/api/v1/jobs/{job_id}")
         console.print(
             f"job {j['id']} {j['kind']} {j['args']}: {j['status']}"
-            + (f" — {j['error']}" if j["error"] else "")
+            + (f" — {j['error']}" if j["error"] else ""),
+            markup=False,
         )
         if j["log"]:
             console.print(j["log"], markup=False)
