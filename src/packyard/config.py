@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -171,9 +172,28 @@ class S3Settings(BaseModel):
     targets: list[S3Target] = Field(default_factory=list)
 
 
+def check_base_url(value: str) -> str:
+    """An http(s) URL without query or fragment, no trailing slash; ValueError saying why."""
+    parsed = urlsplit(value.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(
+            f"{value!r} is not an http(s):// URL with a host (e.g. https://packages.example.com)"
+        )
+    if parsed.query or parsed.fragment or any(c.isspace() for c in value.strip()):
+        raise ValueError(f"{value!r} must not carry a query, a fragment or spaces")
+    return value.strip().rstrip("/")
+
+
 class PublishSettings(BaseModel):
-    # Public URL clients use (in `packyard keys show` and the web UI); default from host/port.
+    # Public URL clients use (in `packyard keys show` and the web UI); default: the URL the
+    # request came in on.
     base_url: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
     # Snapshots kept per channel for rollback (the current one included).
     keep_snapshots: int = Field(default=5, ge=1)
     # Publish automatically after promotions, demotions, failures and deprecations.
@@ -343,9 +363,17 @@ class Settings(BaseSettings):
     def resolved_blob_dir(self) -> Path:
         return self.blob_dir or self.data_dir / "blobs"
 
-    @property
-    def public_base_url(self) -> str:
-        return (self.publish.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+    def client_base_url(self, request_base: str | None = None) -> str:
+        """The URL clients reach this server at: ``publish.base_url``, else the one the request
+        came in on (what the user typed, through any proxy that keeps the Host header), else
+        ``http://host:port`` (a wildcard bind address as the loopback one)."""
+        if self.publish.base_url:
+            return self.publish.base_url
+        if request_base:
+            return request_base.rstrip("/")
+        loopback = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+        host = loopback.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def stage_names(self) -> list[str]:
         """Every stage of every pipeline, in first-seen pipeline order."""
@@ -481,7 +509,8 @@ approved_field = "approved"
 timeout = 10.0
 
 [publish]
-# URL clients reach this server at (for the client config lines); default http://host:port.
+# URL clients reach this server at (for the client config lines); default: the URL the
+# request came in on (keys show through a proxy that keeps the Host header names the proxy).
 # base_url = "https://packages.example.com"
 # Snapshots kept per channel for `packyard publications rollback`.
 keep_snapshots = 5

@@ -181,6 +181,37 @@ def test_keys_show_prints_client_configuration_that_works(
     assert "NO_PUBKEY" not in updated.output
 
 
+def test_client_configuration_uses_the_url_clients_came_in_on(keep_one_server: Server) -> None:
+    # Without publish.base_url, the lines name the host the request used (a proxy's, a DNS
+    # name), never the bind address (0.0.0.0 under `PACKYARD_HOST=0.0.0.0 ./dev run`).
+    with keep_one_server.client() as client:
+        proxied = client.get(
+            "/api/v1/keys",
+            params={"stage": "prod"},
+            headers={"Host": "packages.example.test:8443"},
+        )
+        assert proxied.status_code == 200, proxied.text
+        config = proxied.json()["client_config"]
+        assert "http://packages.example.test:8443/repos/apt prod main" in config["apt_sources"]
+        channels = client.get("/api/v1/channels", headers={"Host": "pkgs.example.test"})
+        assert {c["url"].split("/repos/")[0] for c in channels.json()} == {
+            "http://pkgs.example.test"
+        }
+        unknown = client.get("/api/v1/keys", params={"stage": "nosuch"})
+        assert unknown.status_code == 404, unknown.text
+        assert "nosuch" in unknown.json()["error"]["message"]
+        for bad in ("javascript:alert(1)", "packages.example.com", "https://x.test/?a=1"):
+            refused = client.get("/api/v1/keys", params={"stage": "prod", "base_url": bad})
+            assert refused.status_code == 400, (bad, refused.text)
+        given = client.get(
+            "/api/v1/keys", params={"stage": "prod", "base_url": "https://repo.example.test/"}
+        )
+        assert (
+            "https://repo.example.test/repos/apt prod"
+            in given.json()["client_config"]["apt_sources"]
+        )
+
+
 def test_keep_latest_publishes_only_the_newest_version(
     keep_one_server: Server, tmp_path: Path
 ) -> None:

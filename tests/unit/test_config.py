@@ -90,6 +90,35 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.resolved_blob_dir == tmp_path / "data" / "blobs"
 
 
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:8123"),
+        ("::", "http://[::1]:8123"),
+        ("10.1.2.3", "http://10.1.2.3:8123"),
+        ("packages.lan", "http://packages.lan:8123"),
+    ],
+)
+def test_client_base_url_never_names_a_wildcard_address(
+    tmp_path: Path, host: str, expected: str
+) -> None:
+    settings = load_settings(data_dir=tmp_path, host=host, port=8123)
+    assert settings.client_base_url() == expected
+    assert settings.client_base_url("https://proxy.example/") == "https://proxy.example"
+    configured = load_settings(
+        data_dir=tmp_path, host=host, port=8123, publish={"base_url": "https://repo.example/"}
+    )
+    assert configured.client_base_url("https://proxy.example/") == "https://repo.example"
+
+
+@pytest.mark.parametrize(
+    "bad", ["packages.example.com", "ftp://x.example", "javascript:alert(1)", "https://x/?q=1"]
+)
+def test_publish_base_url_must_be_an_http_url(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ConfigError, match="base_url"):
+        load_settings(data_dir=tmp_path, publish={"base_url": bad})
+
+
 def test_environment_overrides_nested_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

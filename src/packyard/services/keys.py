@@ -196,7 +196,7 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
         raise ConfigError(
             f"unknown stage {stage!r}", hint=f"stages: {', '.join(settings.stage_names())}"
         )
-    base = (base_url or settings.public_base_url).rstrip("/")
+    base = (base_url or settings.client_base_url()).rstrip("/")
     fingerprints = signing_keys(ctx)
     public = _signer(ctx).public_key(fingerprints).decode()
     distributions = settings.apt_distributions(stage)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from packyard.api.deps import get_principal, get_runtime
 from packyard.api.routers.artifacts import ERRORS
 from packyard.bootstrap import Runtime
+from packyard.config import check_base_url
 from packyard.domain.auth import Action, Principal
 from packyard.domain.errors import InvalidRequest, NotAuthorized, NotFound
 from packyard.services import keys as key_service
@@ -143,8 +144,7 @@ def _job(j: Job) -> JobOut:
     )
 
 
-def _channel_url(runtime: Runtime, fmt: str, stage: str) -> str:
-    base = runtime.settings.public_base_url
+def _channel_url(runtime: Runtime, base: str, fmt: str, stage: str) -> str:
     if fmt == "apt":
         suite = runtime.settings.apt_distributions(stage)[0].suite
         return f"{base}/repos/apt/dists/{suite}/"
@@ -160,18 +160,20 @@ def _channel_url(runtime: Runtime, fmt: str, stage: str) -> str:
     summary="Every channel with its live snapshot and recent history",
 )
 def list_channels(
+    request: Request,
     channel: str | None = None,
     history: int = Query(default=10, ge=1, le=100),
     principal: Principal = Depends(get_principal),
     runtime: Runtime = Depends(get_runtime),
 ) -> list[ChannelOut]:
+    base = runtime.settings.client_base_url(str(request.base_url))
     with runtime.context() as ctx:
         return [
             ChannelOut(
                 channel=s.channel.name,
                 format=s.channel.format,
                 stage=s.channel.stage,
-                url=_channel_url(runtime, s.channel.format, s.channel.stage),
+                url=_channel_url(runtime, base, s.channel.format, s.channel.stage),
                 current=_pub(s.current) if s.current else None,
                 history=[_pub(p) for p in s.history],
             )
@@ -270,16 +272,32 @@ def show_job(
     summary="Signing keys and the client configuration for a stage",
 )
 def list_keys(
+    request: Request,
     stage: str | None = None,
     base_url: str | None = None,
     principal: Principal = Depends(get_principal),
     runtime: Runtime = Depends(get_runtime),
 ) -> KeysOut:
+    settings = runtime.settings
+    if stage is not None and stage not in settings.stage_names():
+        raise NotFound(
+            f"there is no stage {stage!r}", hint=f"stages: {', '.join(settings.stage_names())}"
+        )
+    if base_url:
+        try:
+            base = check_base_url(base_url)
+        except ValueError as exc:
+            raise InvalidRequest(
+                str(exc), hint="pass the URL clients use, e.g. https://packages.example.com"
+            ) from exc
+    else:
+        # publish.base_url, else the URL this request came in on (not the bind address).
+        base = settings.client_base_url(str(request.base_url))
     with runtime.context() as ctx:
         rows = key_service.key_rows(ctx)
         config = None
         if stage:
-            c = key_service.client_config(ctx, stage=stage, base_url=base_url)
+            c = key_service.client_config(ctx, stage=stage, base_url=base)
             config = ClientConfigOut(**{k: getattr(c, k) for k in ClientConfigOut.model_fields})
         return KeysOut(
             keys=[_key_out(r) for r in rows],

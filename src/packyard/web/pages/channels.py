@@ -62,7 +62,7 @@ def channels_page(
         summaries = channel_summaries(ctx, principal=me, history=10)
         stages = list(dict.fromkeys(s.stage for s in summaries))
         selected = stage if stage in stages else (stages[-1] if stages else None)
-        base = str(request.base_url).rstrip("/")
+        base = ctx.settings.client_base_url(str(request.base_url))
         config = keys.client_config(ctx, stage=selected, base_url=base) if selected else None
         return render(
             request,
