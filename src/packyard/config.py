@@ -130,8 +130,8 @@ class PacmanSettings(BaseModel):
 
 
 class MunkiSettings(BaseModel):
-    # Extra Munki catalog names, each serving one stage's catalog (every stage also has a
-    # catalog under its own name): alias -> stage.
+    # Extra Munki catalog and manifest names, each serving one stage's catalog and manifest
+    # (every stage also has both under its own name): alias -> stage.
     catalogs: dict[str, str] = Field(
         default_factory=lambda: {"testing": "dev", "production": "prod"}
     )
@@ -544,8 +544,9 @@ repo_template = "packyard-{{stage}}"
 architectures = ["x86_64", "aarch64"]
 
 [publish.munki]
-# Every stage has a catalog named after it; these extra names (alias = stage) serve a stage's
-# catalog too, so Munki clients can use the usual "testing" and "production".
+# Every stage has a catalog and a manifest named after it; these extra names (alias = stage)
+# serve a stage's catalog and manifest too, so Munki clients can use the usual "testing" and
+# "production" (as ClientIdentifier).
 catalogs = {{ testing = "dev", production = "prod" }}
 
 # Per channel ("apt/prod") or per format ("apt") options:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import plistlib
+import re
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 from tests.clients import advance, public_key, upload, wait_for_publishing
@@ -107,3 +109,101 @@ def test_munki_packet_and_file_channels(make_server, tmp_path: Path) -> None:
         # A tampered index no longer verifies.
         tampered = index.content.replace(b"edge-agent", b"edge-agenT")
         assert _gpgv(tampered, signature.content, key, verify_dir).returncode != 0
+
+
+def _defaults(shown: str) -> dict[str, str]:
+    """The ManagedInstalls preferences `packyard keys show` tells a Mac admin to write."""
+    lines = re.findall(
+        r'^sudo defaults write /Library/Preferences/ManagedInstalls (\w+) "([^"]*)"$',
+        shown,
+        re.M,
+    )
+    return dict(lines)
+
+
+def test_builds_per_architecture_and_a_munki_client_set_up_as_keys_show_says(
+    make_server, tmp_path: Path
+) -> None:
+    """Two builds of one name and version for two architectures are two downloads; a Mac set
+    up with the lines `keys show` prints finds its manifest, catalog and its own build; a file
+    whose name needs escaping is fetched by its index URL."""
+    server: Server = make_server()
+    mac_pkgs = {
+        arch: build_macos_pkg(
+            tmp_path / f"pkg-{arch}",
+            identifier="com.example.tool",
+            version="1.0",
+            product=True,
+            host_architectures=arch,
+        )
+        for arch in ("x86_64", "arm64")
+    }
+    packets = {
+        arch: build_packet(
+            tmp_path / f"packet-{arch}",
+            name="edge-agent",
+            version="1.0.0",
+            arch=arch,
+            files={"usr/bin/edge": f"#!/bin/sh\necho {arch}\n".encode()},
+        )
+        for arch in ("armv7l", "aarch64")
+    }
+    blob = tmp_path / "fw blob#1?.bin"
+    blob.write_bytes(b"\x7fFIRMWARE" * 50)
+    ids = [upload(server, p) for p in (*mac_pkgs.values(), *packets.values())]
+    uploaded = server.upload(blob, package="fw", version="1.0")
+    assert uploaded.status_code == 201, uploaded.text
+    ids.append(str(uploaded.json()["sha256"]))
+    advance(server, ids, to="dev")
+    wait_for_publishing(server)
+
+    shown = server.cli("keys", "show", "--stage", "dev", env={"COLUMNS": "250"})
+    assert shown.returncode == 0, shown.stderr
+    prefs = _defaults(shown.stdout)
+    assert prefs == {"SoftwareRepoURL": f"{server.url}/repos/munki", "ClientIdentifier": "dev"}
+    assert "Catalogs =" not in shown.stdout  # no such Munki preference
+
+    with httpx.Client(timeout=30) as http:
+        # What managedsoftwareupdate fetches: manifests/<ClientIdentifier>, its catalogs, then
+        # for each Mac the build whose supported_architectures names it (by a quoted URL).
+        repo = prefs["SoftwareRepoURL"]
+        manifest = http.get(f"{repo}/manifests/{prefs['ClientIdentifier']}")
+        assert manifest.status_code == 200, manifest.text
+        assert manifest.headers["content-type"].startswith("application/xml")
+        wanted = plistlib.loads(manifest.content)
+        assert wanted == {"catalogs": ["dev"], "optional_installs": ["com.example.tool"]}
+        assert http.get(f"{repo}/manifests/testing").content == manifest.content  # the alias
+        items = [
+            item
+            for name in wanted["catalogs"]
+            for item in plistlib.loads(http.get(f"{repo}/catalogs/{name}").content)
+            if item["name"] in wanted["optional_installs"]
+        ]
+        assert len(items) == 2
+        for arch, pkg in mac_pkgs.items():
+            [mine] = [i for i in items if arch in i.get("supported_architectures", [])]
+            assert mine["receipts"] == [
+                {"packageid": "com.example.tool", "version": "1.0", "installed_size": 12}
+            ]
+            got = http.get(f"{repo}/pkgs/{quote(mine['installer_item_location'])}")
+            assert got.status_code == 200
+            assert hashlib.sha256(got.content).hexdigest() == mine["installer_item_hash"]
+            assert got.content == pkg.read_bytes()
+
+        # Packets: one item per architecture, each URL serving its own build.
+        index = json.loads(http.get(f"{server.url}/repos/packet/dev/index.json").content)
+        by_arch = {i["arch"]: i for i in index["items"]}
+        assert sorted(by_arch) == ["aarch64", "armv7l"]
+        assert by_arch["armv7l"]["url"] != by_arch["aarch64"]["url"]
+        for arch, packet in packets.items():
+            got = http.get(f"{server.url}/repos/packet/dev/{by_arch[arch]['url']}")
+            assert got.status_code == 200
+            assert got.content == packet.read_bytes()
+
+        # A file name with a space, "#" and "?": its url is encoded and served.
+        files = json.loads(http.get(f"{server.url}/repos/files/dev/index.json").content)
+        [entry] = files["items"]
+        assert entry["filename"] == "fw blob#1?.bin"
+        got = http.get(f"{server.url}/repos/files/dev/{entry['url']}")
+        assert got.status_code == 200
+        assert got.content == blob.read_bytes()

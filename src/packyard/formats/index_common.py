@@ -19,10 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 __all__ = [
     "JSON_INDEX_SCHEMA",
     "Digests",
+    "arch_file_suffix",
     "check_hex",
     "check_relative_path",
     "check_single_line",
@@ -35,6 +37,7 @@ __all__ = [
     "json_index_tail",
     "packet_item",
     "split_by_architecture",
+    "url_path",
     "xz_bytes",
 ]
 
@@ -53,6 +56,8 @@ GZIP_LEVEL: Final = 9
 
 _HEX: Final = re.compile(r"^[0-9a-f]+$")
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
+#: Runs of characters an architecture cannot keep in a published file name.
+_NOT_IN_FILE_NAMES: Final = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +115,26 @@ def check_relative_path(value: str, *, what: str) -> str:
     if not value or value.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise ValueError(f"{what} must be a relative path without '.', '..' or '//': {value!r}")
     return value
+
+
+def arch_file_suffix(arch: str | None) -> str:
+    """``-<arch>`` for the file name an artifact is published under, or ``""`` without an
+    architecture (so such a file keeps the name it always had).
+
+    Builds of one name and version for different architectures are different artifacts and
+    must not share a URL. Runs of characters other than letters, digits, ``.``, ``_`` and
+    ``-`` become ``+``: ``x86_64,arm64`` (a pkg's hostArchitectures) gives ``-x86_64+arm64``,
+    and nothing an upload declares can add a ``/`` or a control character to a path.
+    """
+    if not arch:
+        return ""
+    return "-" + _NOT_IN_FILE_NAMES.sub("+", arch)
+
+
+def url_path(path: str) -> str:
+    """``path`` (relative, ``/``-separated) percent-encoded for an index's ``url``: a file
+    named ``fw blob#1?.bin`` is fetched as ``fw%20blob%231%3F.bin``, not cut at ``#``."""
+    return "/".join(quote(part, safe="") for part in path.split("/"))
 
 
 def gzip_bytes(data: bytes) -> bytes:
@@ -183,11 +208,14 @@ def packet_item(
     size: int,
     url: str,
     scripts: Sequence[str] = (),
+    arch: str | None = None,
 ) -> dict[str, Any]:
     """One packet in a packet index: identity, tags, the file's hash, size and URL.
 
     ``scripts`` names the maintainer scripts the packet carries (``preinst``...), so an agent
-    can tell before downloading whether installing runs code.
+    can tell before downloading whether installing runs code. ``arch`` is the packet's
+    ``control.json`` architecture, ``null`` in the index for a packet without one: packets of
+    one name and version for several architectures are several items, told apart by it.
     """
     check_hex(sha256, length=64, what="sha256")
     if size < 0:
@@ -195,6 +223,8 @@ def packet_item(
     return {
         "name": check_single_line(name, what="name"),
         "version": check_single_line(version, what="version"),
+        # Not checked like name and version: control.json leaves it free, and JSON escapes it.
+        "arch": arch,
         "tags": sorted(set(tags)),
         "sha256": sha256,
         "size": size,

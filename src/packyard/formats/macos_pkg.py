@@ -189,8 +189,12 @@ def parse_distribution(raw: bytes) -> dict[str, Any]:
     kbytes = 0
     for ref in root.iter("pkg-ref"):
         if ref.get("id") and ref.get("version"):
-            refs.append({"id": ref.get("id"), "version": ref.get("version")})
-            kbytes += _int(ref.get("installKBytes") or "0", what="installKBytes")
+            entry: dict[str, Any] = {"id": ref.get("id"), "version": ref.get("version")}
+            ref_kbytes = _int(ref.get("installKBytes") or "0", what="installKBytes")
+            if ref.get("installKBytes") is not None:
+                entry["install-kbytes"] = ref_kbytes
+            refs.append(entry)
+            kbytes += ref_kbytes
     product = root.find("product")
     identifier = product.get("id") if product is not None else None
     version = product.get("version") if product is not None else None
@@ -210,6 +214,15 @@ def parse_distribution(raw: bytes) -> dict[str, Any]:
     options = root.find("options")
     if options is not None and options.get("hostArchitectures"):
         fields["host-architectures"] = options.get("hostArchitectures")
+    # <allowed-os-versions> (top level or in <volume-check>): each <os-version> is one allowed
+    # range; Installer refuses a Mac outside all of them.
+    allowed = [
+        {key: node.get(key, "") for key in ("min", "before") if node.get(key)}
+        for parent in root.iter("allowed-os-versions")
+        for node in parent.iter("os-version")
+    ]
+    if allowed:
+        fields["allowed-os-versions"] = allowed
     return fields
 
 

@@ -189,8 +189,6 @@ class ClientConfig:
 
 def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> ClientConfig:
     """The configuration lines for ``stage`` (all keys that currently sign are trusted)."""
-    from packyard.services.publish import munki_catalog_names
-
     settings = ctx.settings
     if stage not in settings.stage_names():
         raise ConfigError(
@@ -238,8 +236,12 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
             "SigLevel = Required DatabaseRequired\n"
             f"Server = {base}/repos/pacman/{stage}/$arch\n"
         ),
+        # Munki has no catalog preference: a client reads manifests/<ClientIdentifier>, and
+        # the stage's manifest names the stage's catalog and offers every item in it.
         munki=(
-            f"SoftwareRepoURL = {base}/repos/munki\n"
-            f"Catalogs = {', '.join(munki_catalog_names(ctx, stage))}"
+            "sudo defaults write /Library/Preferences/ManagedInstalls SoftwareRepoURL "
+            f'"{base}/repos/munki"\n'
+            "sudo defaults write /Library/Preferences/ManagedInstalls ClientIdentifier "
+            f'"{stage}"'
         ),
     )

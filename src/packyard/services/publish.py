@@ -1369,11 +1369,13 @@ class _JsonIndexBuilder:
     """Channels published as a signed index.json (packets for the agent, generic files)."""
 
     format: str
+    #: The entry kind; bump its version whenever ``compute`` writes something else.
+    kind: str
     parts = staticmethod(_json_parts)
     layout = _JSON_LAYOUT
 
     def entry_kind(self, ctx: Context) -> str:
-        return self.format
+        return self.kind
 
     def build(
         self,
@@ -1389,29 +1391,35 @@ class _JsonIndexBuilder:
 
 class PacketBuilder(_JsonIndexBuilder):
     format = "packet"
+    # v2: the arch in the file name and the item (v1 gave builds for two architectures one URL).
+    kind = "packet:v2"
 
     def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
-        filename = f"{item.name}-{item.version}.packet"
+        pool = f"files/{item.name}-{item.version}{index_common.arch_file_suffix(item.arch)}.packet"
         return _json_entry(
             {
                 "item": index_common.packet_item(
                     name=item.name,
                     version=item.version,
+                    arch=item.arch,
                     tags=list(item.fields.get("tags") or []),
                     sha256=item.sha256,
                     size=item.size,
-                    url=f"files/{filename}",
+                    url=index_common.url_path(pool),
                     scripts=list(item.fields.get("scripts") or []),
                 ),
-                "path": f"files/{filename}",
+                "path": pool,
             }
         )
 
 
 class FilesBuilder(_JsonIndexBuilder):
     format = "files"
+    # v2: a percent-encoded url (v1's "fw blob#1?.bin" was cut at the "#").
+    kind = "files:v2"
 
     def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
+        pool = f"{item.sha256[:12]}/{item.filename}"
         return _json_entry(
             {
                 "item": index_common.file_item(
@@ -1420,26 +1428,68 @@ class FilesBuilder(_JsonIndexBuilder):
                     filename=item.filename,
                     sha256=item.sha256,
                     size=item.size,
-                    url=f"{item.sha256[:12]}/{item.filename}",
+                    url=index_common.url_path(pool),
                 ),
-                "path": f"{item.sha256[:12]}/{item.filename}",
+                "path": pool,
             }
         )
 
 
+def _munki_receipts(item: Item) -> list[dict[str, Any]]:
+    """The receipts macOS records when ``item`` is installed, by which Munki tells that it is.
+
+    macOS records a receipt per *component* package, under the component's id: a product
+    archive gets one per pkg-ref of its Distribution that names a version (the first of each
+    id), a component package its own identifier. A receipt under a product archive's
+    identifier would never appear, and Munki would install the item on every run.
+    Unlike makepkginfo, which prefers the components' own PackageInfo files when the archive
+    carries them, this lists a component without a payload too, though macOS records no
+    receipt for it (docs/publishing.md tells publishers to leave those out of product
+    archives): the artifact's metadata does not say which components have a payload.
+    """
+    receipts: dict[str, dict[str, Any]] = {}
+    for ref in item.fields.get("packages") or ():
+        packageid = ref.get("id") if isinstance(ref, Mapping) else None
+        if not isinstance(packageid, str) or not packageid or packageid in receipts:
+            continue
+        version = ref.get("version")
+        if isinstance(version, str) and version:
+            receipts[packageid] = _with_size(
+                {"packageid": packageid, "version": version}, ref.get("install-kbytes")
+            )
+    if receipts:
+        return list(receipts.values())
+    own = {"packageid": str(item.fields.get("identifier") or item.name), "version": item.version}
+    return [_with_size(own, item.fields.get("install-kbytes"))]
+
+
+def _with_size(receipt: dict[str, Any], kbytes: object) -> dict[str, Any]:
+    if isinstance(kbytes, int) and not isinstance(kbytes, bool) and kbytes >= 0:
+        receipt["installed_size"] = kbytes
+    return receipt
+
+
 class MunkiBuilder:
     """Munki: ``catalogs/<stage>``, a plist array joined from cached blocks of pkginfo
-    dictionaries (the catalog names of the channel filled in after joining)."""
+    dictionaries (the catalog names of the channel filled in after joining), and
+    ``manifests/<stage>``, offering every item of that catalog."""
 
     format = "munki"
     #: ``parts``: the item's dictionary in the catalog and its pool map fragment.
     layout: Mapping[str, int] = MappingProxyType({"catalog": 0, "pool": 1})
 
     def entry_kind(self, ctx: Context) -> str:
-        return "munki:v2"
+        # v3: the arch in the file name and supported_architectures (v2 gave builds for two
+        # architectures one URL), a receipt per component, minimum_os_version, sizes as
+        # makepkginfo rounds them.
+        return "munki:v3"
 
     def compute(self, ctx: Context, item: Item, path: Path, *, signing: Signing) -> Computed:
-        location = f"apps/{item.name}/{item.name}-{item.version}.pkg"
+        suffix = index_common.arch_file_suffix(item.arch)
+        location = f"apps/{item.name}/{item.name}-{item.version}{suffix}.pkg"
+        receipts = _munki_receipts(item)
+        # makepkginfo: the receipts' sizes added up, left out when that is 0.
+        installed = sum(r.get("installed_size", 0) for r in receipts)
         return _json_entry(
             {
                 "location": location,
@@ -1452,13 +1502,13 @@ class MunkiBuilder:
                     description=str(item.fields.get("description") or ""),
                     installer_item_location=location,
                     installer_item_hash=item.sha256,
-                    installer_item_size=max(1, item.size // 1024),
-                    receipts=[
-                        {
-                            "packageid": str(item.fields.get("identifier") or item.name),
-                            "version": item.version,
-                        }
-                    ],
+                    installer_item_size=munki_repo.size_in_kib(item.size),
+                    receipts=receipts,
+                    installed_size=installed or None,
+                    minimum_os_version=munki_repo.minimum_os_version(
+                        item.fields.get("allowed-os-versions") or ()
+                    ),
+                    supported_architectures=munki_repo.host_architectures(item.arch or ""),
                     # Filled in per channel in build(): an entry is shared by every stage.
                     catalogs=[munki_repo.CATALOGS_PLACEHOLDER],
                 ),
@@ -1493,6 +1543,11 @@ class MunkiBuilder:
             out.files[f"catalogs/{channel.stage}"] = catalog + munki_repo.CATALOG_TAIL
         else:
             out.files[f"catalogs/{channel.stage}"] = munki_repo.catalog([])
+        # What a client whose ClientIdentifier is the stage (or an alias, repos.py) installs:
+        # anything in the stage's catalog, on request from Managed Software Center.
+        out.files[f"manifests/{channel.stage}"] = munki_repo.manifest(
+            catalogs=[channel.stage], optional_installs=(i.name for i in items)
+        )
         out.pool_parts = _pool_parts(entries, ids)
         return out
 

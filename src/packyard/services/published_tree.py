@@ -71,17 +71,23 @@ class TreeFile:
     inline: bytes | None = None
 
 
+#: A Munki snapshot's index folders, each holding one file named after the stage.
+_MUNKI_FOLDERS = ("catalogs", "manifests")
+
+
 def _index_urls(ctx: Context, channel: Channel, rel: str) -> list[str]:
     if channel.format == "apt":
         return [f"apt/{rel}"]
     if channel.format == "munki":
-        # The resolver serves catalogs/<stage> and configured aliases of the stage.
+        # The resolver serves catalogs/<stage> and manifests/<stage> under the stage's name and
+        # the configured aliases of the stage.
         names = [channel.stage] + [
             alias
             for alias, target in ctx.settings.publish.munki.catalogs.items()
             if target == channel.stage and alias not in ctx.settings.stage_names()
         ]
-        return [f"munki/catalogs/{name}" for name in names] if rel.startswith("catalogs/") else []
+        folder = rel.partition("/")[0]
+        return [f"munki/{folder}/{name}" for name in names] if folder in _MUNKI_FOLDERS else []
     return [f"{channel.format}/{channel.stage}/{rel}"]
 
 
@@ -156,6 +162,7 @@ def _is_entry_point(path: str) -> bool:
         or name.startswith("repomd.xml")
         or name.startswith("index.json")
         or "/catalogs/" in f"/{path}"
+        or path.startswith("munki/manifests/")  # after the catalogs they name (sorted by path)
         or re.search(r"\.(db|files)(\.tar\.\w+)?(\.sig)?$", name) is not None
     )
 

@@ -13,7 +13,8 @@ URL layout (the ``packyard keys show`` lines point here):
 - ``dnf/<stage>/repodata/...``, ``dnf/<stage>/Packages/...``
 - ``pacman/<stage>/<arch>/<repo>.db`` (+ ``.files``, ``.sig``, packages and their ``.sig``)
 - ``packet/<stage>/index.json`` (+ ``.asc``), ``packet/<stage>/files/...``
-- ``munki/catalogs/<stage or alias>``, ``munki/pkgs/...``
+- ``munki/catalogs/<stage or alias>``, ``munki/manifests/<stage or alias>``,
+  ``munki/pkgs/...``
 - ``files/<stage>/index.json`` (+ ``.asc``), ``files/<stage>/<id>/<filename>``
 """
 
@@ -53,7 +54,8 @@ def content_type_for(path: str) -> str:
     name = PurePosixPath(path).name
     if name in {"Release", "InRelease", "Packages"}:
         return "text/plain; charset=utf-8"
-    if "/catalogs/" in f"/{path}":
+    # Munki's plists: a snapshot's "manifests/<stage>" or, pushed to S3, "munki/manifests/...".
+    if "/catalogs/" in f"/{path}" or path.startswith(("manifests/", "munki/manifests/")):
         return "application/xml"
     return _TYPES.get(PurePosixPath(name).suffix, "application/octet-stream")
 
@@ -138,12 +140,14 @@ class RepoResolver:
         raise self._missing("apt", path)
 
     def _munki(self, parts: list[str], path: str, stages: list[str]) -> RepoFile:
-        if parts[0] == "catalogs" and len(parts) == 2:
+        # catalogs/<name> and manifests/<name>: a stage's own, or that of the stage an alias
+        # (publish.munki.catalogs) names.
+        if parts[0] in ("catalogs", "manifests") and len(parts) == 2:
             name = parts[1]
             all_stages = self.settings.stage_names()
             stage = name if name in all_stages else self.settings.publish.munki.catalogs.get(name)
             if stage and stage in stages:
-                found = self._snapshot_file("munki", stage, f"catalogs/{stage}")
+                found = self._snapshot_file("munki", stage, f"{parts[0]}/{stage}")
                 if found:
                     return found
         if parts[0] == "pkgs" and len(parts) >= 2:

@@ -51,6 +51,16 @@ def test_first_admin_signs_in_and_every_page_renders(make_server, open_browser) 
             # The charts drew (Chart.js ran under the page's CSP).
             assert page.evaluate("Chart.getChart('chart-activity') !== undefined")
             assert page.evaluate("Chart.getChart('chart-lead') !== undefined")
+        if path == "/channels":
+            # Munki is set up with preferences Munki has (no "Catalogs ="): keys show's lines.
+            munki = page.locator(
+                "article", has=page.get_by_role("heading", name="Munki", exact=True)
+            )
+            expect(munki).to_contain_text(
+                f'ManagedInstalls SoftwareRepoURL "{server.url}/repos/munki"'
+            )
+            expect(munki).to_contain_text("ManagedInstalls ClientIdentifier")
+            expect(munki).not_to_contain_text("Catalogs =")
         found = check_accessibility(page)
         if found:
             problems[path] = found

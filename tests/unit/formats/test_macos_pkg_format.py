@@ -79,11 +79,31 @@ def test_product_archive() -> None:
     )
     assert meta.fields["title"] == "Example Tool"
     assert meta.fields["install-kbytes"] == 3466
+    # One per component package (Munki's receipts), with its own installed size.
     assert meta.fields["packages"] == [
-        {"id": "com.example.tool", "version": "2.3.1"},
-        {"id": "com.example.extra", "version": "1.0"},
+        {"id": "com.example.tool", "version": "2.3.1", "install-kbytes": 3456},
+        {"id": "com.example.extra", "version": "1.0", "install-kbytes": 10},
     ]
     assert meta.fields["bundle-ids"] == ["com.example.Tool", "com.example.Tool.helper"]
+    assert "allowed-os-versions" not in meta.fields
+
+
+def test_product_archive_allowed_os_versions() -> None:
+    """Installer's OS ranges, at the top level or in <volume-check>, each <os-version> once."""
+    dist = DISTRIBUTION.replace(
+        b"<title>",
+        b'<allowed-os-versions><os-version min="12.0"/></allowed-os-versions>'
+        b"<volume-check><allowed-os-versions>"
+        b'<os-version min="10.15" before="11"/><os-version before="10.9"/>'
+        b"</allowed-os-versions></volume-check><title>",
+    ).replace(b' installKBytes="10"', b"")
+    meta = inspect(xar_bytes({"Distribution": dist}))
+    assert meta.fields["allowed-os-versions"] == [
+        {"min": "12.0"},
+        {"min": "10.15", "before": "11"},
+        {"before": "10.9"},
+    ]
+    assert meta.fields["packages"][1] == {"id": "com.example.extra", "version": "1.0"}
 
 
 def test_product_element_wins() -> None:

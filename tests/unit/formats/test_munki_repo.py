@@ -15,7 +15,10 @@ from packyard.formats.munki_repo import (
     catalog,
     catalog_item,
     catalogs,
+    host_architectures,
     item_catalogs,
+    manifest,
+    minimum_os_version,
     pkginfo,
     size_in_kib,
 )
@@ -201,3 +204,59 @@ def test_a_catalog_joined_from_items_is_the_catalog_makecatalogs_writes() -> Non
     assert loaded[0]["blocking_applications"] == [CATALOGS_PLACEHOLDER]
     with pytest.raises(ValueError, match="catalog name"):
         item_catalogs(joined, ["../prod"])
+
+
+def test_supported_architectures_are_written_only_when_given() -> None:
+    assert "supported_architectures" not in notes()
+    info = notes(supported_architectures=["x86_64", "arm64"])
+    assert info["supported_architectures"] == ["x86_64", "arm64"]
+    assert plistlib.loads(catalog([info]))[0]["supported_architectures"] == ["x86_64", "arm64"]
+    with pytest.raises(ValueError):
+        notes(supported_architectures=[""])
+
+
+def test_host_architectures_split_like_installer_reads_them() -> None:
+    assert host_architectures("x86_64,arm64") == ["x86_64", "arm64"]
+    assert host_architectures("arm64 x86_64") == ["arm64", "x86_64"]
+    assert host_architectures(" arm64, arm64 ,i386") == ["arm64", "i386"]
+    # What no Mac calls an architecture is left out, never an error that stops a publish.
+    assert host_architectures("arm64,\x01bad,<x>") == ["arm64"]
+    assert host_architectures("") == []
+
+
+def test_minimum_os_version_is_the_lowest_allowed_min() -> None:
+    assert minimum_os_version([{"min": "12.0"}]) == "12.0"
+    assert minimum_os_version([{"min": "10.15", "before": "11"}, {"min": "10.9.5"}]) == "10.9.5"
+    # 10.10 is after 10.9 (numbers, not text); 11 and 11.0.0 are the same version.
+    assert minimum_os_version([{"min": "10.10"}, {"min": "10.9"}]) == "10.9"
+    assert minimum_os_version([{"min": "11.0.0"}, {"min": "11"}]) in ("11", "11.0.0")
+    # A range without a lower bound, or one Munki could not compare, limits nothing.
+    assert minimum_os_version([{"min": "12.0"}, {"before": "10.9"}]) is None
+    assert minimum_os_version([{"min": "twelve"}]) is None
+    assert minimum_os_version([]) is None
+
+
+def test_manifest_names_the_catalog_and_offers_every_item() -> None:
+    data = manifest(catalogs=["prod"], optional_installs=["tools", "notes", "tools"])
+    assert plistlib.loads(data) == {"catalogs": ["prod"], "optional_installs": ["notes", "tools"]}
+    assert data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist')
+    assert plistlib.loads(manifest(catalogs=["dev"], optional_installs=[])) == {
+        "catalogs": ["dev"],
+        "optional_installs": [],
+    }
+    with pytest.raises(ValueError):
+        manifest(catalogs=[], optional_installs=["notes"])
+    with pytest.raises(ValueError):
+        manifest(catalogs=["../prod"], optional_installs=[])
+    with pytest.raises(ValueError):
+        manifest(catalogs=["prod"], optional_installs=["two\nlines"])
+
+
+def test_manifest_is_the_plist_plistlib_writes() -> None:
+    names = ["zeta", "R&D <tools>", "café", "a&amp;b", "zeta", "{catalogs}", "Notes"]
+    expected = plistlib.dumps(
+        {"catalogs": ["prod", "a&b"], "optional_installs": sorted(set(names))},
+        fmt=plistlib.FMT_XML,
+        sort_keys=True,
+    )
+    assert manifest(catalogs=["prod", "a&b"], optional_installs=names) == expected
