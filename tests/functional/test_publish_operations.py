@@ -149,11 +149,11 @@ def test_keys_show_prints_client_configuration_that_works(
     [fpr] = fingerprints(public_key(server))
     assert f"key {fpr}" in out
 
-    apt_line = block(out, "apt: /etc/apt/sources.list.d/packyard.list")
+    apt_line = block(out, "apt: /etc/apt/sources.list.d/packyard-prod.list")
     assert apt_line == (
         f"deb [signed-by=/etc/apt/keyrings/packyard.asc] {server.url}/repos/apt prod main"
     )
-    dnf_repo = block(out, "dnf: /etc/yum.repos.d/packyard.repo").splitlines()
+    dnf_repo = block(out, "dnf: /etc/yum.repos.d/packyard-prod.repo").splitlines()
     assert dnf_repo[0] == "[packyard-prod]"
     assert f"baseurl={server.url}/repos/dnf/prod/" in dnf_repo
     assert "gpgcheck=1" in dnf_repo
@@ -321,7 +321,7 @@ def test_a_pipeline_publishes_its_own_apt_distribution(make_server, tmp_path: Pa
 
     shown = server.cli("keys", "show", "--stage", "prod", env=WIDE)
     assert shown.returncode == 0, shown.stderr
-    lines = block(shown.stdout, "apt: /etc/apt/sources.list.d/packyard.list").splitlines()
+    lines = block(shown.stdout, "apt: /etc/apt/sources.list.d/packyard-prod.list").splitlines()
     base = f"deb [signed-by=/etc/apt/keyrings/packyard.asc] {server.url}/repos/apt"
     assert lines == [
         "# pipeline default",

@@ -27,8 +27,17 @@ def error_body(
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.PackyardError)
-    async def _domain(_request: Request, exc: e.PackyardError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.NotAuthenticated) else None
+    async def _domain(request: Request, exc: e.PackyardError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, e.NotAuthenticated):
+            # Package managers (pacman's curl above all) send their user:token only after a
+            # Basic challenge; API clients use bearer tokens.
+            repos = request.url.path.startswith("/repos/")
+            headers = {
+                "WWW-Authenticate": 'Basic realm="Packyard repositories", charset="UTF-8"'
+                if repos
+                else "Bearer"
+            }
         return JSONResponse(
             error_body(exc.code, exc.message, exc.hint, exc.details),
             status_code=status_for(exc),

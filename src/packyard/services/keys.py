@@ -179,12 +179,31 @@ class ClientConfig:
     stage: str
     public_key: str
     apt_sources: str
+    #: Where apt_sources goes (one file per stage: following two stages' lines keeps both).
+    apt_sources_file: str
     apt_setup: str
     dnf_repo: str
+    dnf_repo_file: str
     pacman_conf: str
     pacman_setup: str
     munki: str
     fingerprints: list[str]
+    #: ``publish.public = false``: the lines carry a ``<TOKEN>`` placeholder for a reader's API
+    #: token, and apt's credentials go to ``apt_auth_file``.
+    private: bool = False
+    apt_auth: str = ""
+    apt_auth_file: str = ""
+
+
+#: What the private repositories' lines hold in place of a token (a viewer's will do).
+TOKEN_PLACEHOLDER = "<TOKEN>"  # noqa: S105 (a placeholder, not a secret)
+_TOKEN_USER = "packyard"  # noqa: S105 (any user name: the token is the password)
+
+
+def _with_credentials(url: str) -> str:
+    """``url`` with the user and token placeholder in it (pacman's Server line)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{_TOKEN_USER}:{TOKEN_PLACEHOLDER}@{rest}"
 
 
 def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> ClientConfig:
@@ -208,6 +227,10 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
         )
     keyring = "/etc/apt/keyrings/packyard.asc"
     repo = settings.publish.pacman.repo_template.replace("{stage}", stage)
+    private = not settings.publish.public
+    apt_auth_file = "/etc/apt/auth.conf.d/packyard.conf"
+    # apt uses auth.conf entries without a scheme for https only (apt_auth.conf(5)).
+    machine = base if base.startswith("http://") else base.removeprefix("https://")
     return ClientConfig(
         stage=stage,
         public_key=public,
@@ -215,8 +238,15 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
         apt_setup=(
             "sudo install -d -m 0755 /etc/apt/keyrings\n"
             f"curl -fsSL {base}/repos/keys/packyard.asc | sudo tee {keyring} >/dev/null"
+            + (
+                f"\nsudo install -m 0600 /dev/null {apt_auth_file}  # then write the lines "
+                "below into it"
+                if private
+                else ""
+            )
         ),
         apt_sources="\n".join(apt_lines),
+        apt_sources_file=f"/etc/apt/sources.list.d/packyard-{stage}.list",
         dnf_repo=(
             f"[packyard-{stage}]\n"
             f"name=Packyard {stage}\n"
@@ -225,7 +255,16 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
             "gpgcheck=1\n"
             "repo_gpgcheck=1\n"
             f"gpgkey={base}/repos/keys/packyard.asc\n"
+            + (f"username={_TOKEN_USER}\npassword={TOKEN_PLACEHOLDER}\n" if private else "")
         ),
+        dnf_repo_file=f"/etc/yum.repos.d/packyard-{stage}.repo",
+        private=private,
+        apt_auth=(
+            f"machine {machine}/repos/apt\nlogin {_TOKEN_USER}\npassword {TOKEN_PLACEHOLDER}\n"
+            if private
+            else ""
+        ),
+        apt_auth_file=apt_auth_file if private else "",
         pacman_setup=(
             f"curl -fsSL {base}/repos/keys/packyard.asc -o /tmp/packyard.asc\n"
             "sudo pacman-key --add /tmp/packyard.asc\n"
@@ -234,7 +273,7 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
         pacman_conf=(
             f"[{repo}]\n"
             "SigLevel = Required DatabaseRequired\n"
-            f"Server = {base}/repos/pacman/{stage}/$arch\n"
+            f"Server = {_with_credentials(base) if private else base}/repos/pacman/{stage}/$arch\n"
         ),
         # Munki has no catalog preference: a client reads manifests/<ClientIdentifier>, and
         # the stage's manifest names the stage's catalog and offers every item in it.
@@ -243,5 +282,12 @@ def client_config(ctx: Context, *, stage: str, base_url: str | None = None) -> C
             f'"{base}/repos/munki"\n'
             "sudo defaults write /Library/Preferences/ManagedInstalls ClientIdentifier "
             f'"{stage}"'
+            + (
+                "\nsudo defaults write /Library/Preferences/ManagedInstalls "
+                'AdditionalHttpHeaders -array "Authorization: Basic '
+                f"$(printf '%s' '{_TOKEN_USER}:{TOKEN_PLACEHOLDER}' | base64)\""
+                if private
+                else ""
+            )
         ),
     )

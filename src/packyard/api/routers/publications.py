@@ -95,10 +95,16 @@ class ClientConfigOut(BaseModel):
     public_key: str
     apt_setup: str
     apt_sources: str
+    apt_sources_file: str
     dnf_repo: str
+    dnf_repo_file: str
     pacman_setup: str
     pacman_conf: str
     munki: str
+    #: The repositories need a token: ``<TOKEN>`` in the lines stands for a reader's.
+    private: bool
+    apt_auth: str
+    apt_auth_file: str
 
 
 class KeysOut(BaseModel):

@@ -201,10 +201,17 @@ def register(app: typer.Typer) -> None:
                 + (f" since {when}" if row["status"] == "retired" and when else "")
             )
             console.print(f"key {row['fingerprint']}  {row['uid']}  ({state})", markup=False)
+        if c["private"]:
+            console.print(
+                "\nThese repositories need a token: replace <TOKEN> below with a reader's API "
+                "token (e.g. `packyard users create pkg-reader --role viewer`).",
+                markup=False,
+            )
         blocks = [
             ("apt: trust the key", c["apt_setup"]),
-            ("apt: /etc/apt/sources.list.d/packyard.list", c["apt_sources"]),
-            ("dnf: /etc/yum.repos.d/packyard.repo", c["dnf_repo"]),
+            (f"apt: {c['apt_sources_file']}", c["apt_sources"]),
+            *([(f"apt: {c['apt_auth_file']}", c["apt_auth"])] if c["private"] else []),
+            (f"dnf: {c['dnf_repo_file']}", c["dnf_repo"]),
             ("pacman: trust the key", c["pacman_setup"]),
             ("pacman: /etc/pacman.conf", c["pacman_conf"]),
             ("Munki", c["munki"]),
