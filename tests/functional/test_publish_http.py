@@ -8,11 +8,22 @@ that only reached dev.
 from __future__ import annotations
 
 import http.client
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
 
 import httpx
 import pytest
-from tests.clients import advance, running_server, upload, wait_for_publishing
+from tests.clients import (
+    advance,
+    apt_client,
+    public_key,
+    running_server,
+    upload,
+    wait_for_publishing,
+)
 from tests.conftest import Server
 from tests.pkgbuild import build_deb, build_pacman, build_rpm
 
@@ -167,3 +178,48 @@ def test_paths_that_leave_the_published_tree_are_404(repo_server: Server, target
     assert status == 404, (target, body[:200])
     assert token not in body
     assert b"BEGIN PGP" not in body
+
+
+def test_if_modified_since_revalidates_indexes(anon: httpx.Client) -> None:
+    # apt and pacman revalidate with If-Modified-Since; Last-Modified is the snapshot's time.
+    first = anon.get(IN_RELEASE)
+    stamp = first.headers["last-modified"]
+    assert parsedate_to_datetime(stamp) <= datetime.now(UTC)
+    assert anon.get(IN_RELEASE, headers={"If-Modified-Since": stamp}).status_code == 304
+    earlier = format_datetime(parsedate_to_datetime(stamp) - timedelta(days=1), usegmt=True)
+    again = anon.get(IN_RELEASE, headers={"If-Modified-Since": earlier})
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert anon.get(IN_RELEASE, headers={"If-Modified-Since": "yesterday"}).status_code == 200
+
+
+def test_a_second_apt_update_is_a_hit(
+    repo_server: Server, anon: httpx.Client, tmp_path: Path
+) -> None:
+    client = apt_client(root=tmp_path / "apt", url=repo_server.url, key=public_key(repo_server))
+    assert client.update().ok
+    second = client.update()
+    assert second.ok, second
+    assert f"Hit:1 {repo_server.url}/repos/apt prod InRelease" in second.output, second.output
+
+
+def test_dnf_metadata_named_by_the_previous_repomd_is_served_after_a_publish(
+    repo_server: Server, anon: httpx.Client, tmp_path: Path
+) -> None:
+    # A dnf client reads repomd.xml, then the files it names; a publish in between must not
+    # turn those into 404s (the previous snapshot is kept), as apt's by-hash files are not.
+    repomd = anon.get("/repos/dnf/prod/repodata/repomd.xml")
+    assert repomd.status_code == 200
+    named = re.findall(r'<location href="(repodata/[^"]+)"', repomd.text)
+    assert any("primary" in href for href in named), repomd.text
+    late = upload(repo_server, build_rpm(tmp_path / "pkgs", name="late-dnf", version="1.0"))
+    advance(repo_server, [late], to="prod")
+    wait_for_publishing(repo_server)
+    newer = anon.get("/repos/dnf/prod/repodata/repomd.xml")
+    assert newer.text != repomd.text
+    for href in named:
+        old = anon.get(f"/repos/dnf/prod/{href}")
+        assert old.status_code == 200, href
+        assert "immutable" in old.headers["cache-control"]
+    # A name no snapshot has stays a 404.
+    assert anon.get("/repos/dnf/prod/repodata/0000-primary.xml.gz").status_code == 404

@@ -25,6 +25,7 @@ import hashlib
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -71,6 +72,9 @@ class RepoFile:
     path: Path | None = None
     blob: str | None = None
     inline: bytes | None = None
+    #: When the snapshot serving it was made (Last-Modified): unlike the file's mtime (a
+    #: content-addressed object shared by snapshots), it never goes back when content does.
+    modified: datetime | None = None
 
 
 class RepoResolver:
@@ -118,19 +122,29 @@ class RepoResolver:
             return self._munki(parts, path, stages)
         if fmt in {"dnf", "pacman", "packet", "files"} and len(parts) >= 2 and parts[0] in stages:
             stage, rel = parts[0], "/".join(parts[1:])
-            return self._snapshot_or_pool(fmt, [stage], rel, rel) or self._raise(fmt, path)
+            found = self._snapshot_or_pool(fmt, [stage], rel, rel)
+            if found is None and _immutable(rel):
+                found = self._older_snapshot_file(fmt, stage, rel)
+            return found or self._raise(fmt, path)
         raise self._missing(fmt, path)
+
+    def _older_snapshot_file(self, fmt: str, stage: str, rel: str) -> RepoFile | None:
+        """A file whose name never changes content (apt by-hash, dnf's checksum-named
+        repodata) from the channel's older kept snapshots, newest first: a client that read
+        the previous InRelease or repomd.xml just before a publish still gets what it names."""
+        for snapshot in reversed(self.store.snapshots(fmt, stage)):
+            found = self._snapshot_file(fmt, stage, rel, snapshot=snapshot)
+            if found:
+                return found
+        return None
 
     def _apt(self, parts: list[str], path: str, stages: list[str]) -> RepoFile:
         if parts[0] == "dists" and len(parts) >= 3:
             stage = self._suites.get(parts[1])
             if stage is not None and stage in stages:
                 found = self._snapshot_file("apt", stage, path)
-                if found is None and "/by-hash/" in path:
-                    for snapshot in reversed(self.store.snapshots("apt", stage)):
-                        found = self._snapshot_file("apt", stage, path, snapshot=snapshot)
-                        if found:
-                            break
+                if found is None and _immutable(path):
+                    found = self._older_snapshot_file("apt", stage, path)
                 if found:
                     return found
         if parts[0] == "pool":
@@ -175,10 +189,9 @@ class RepoResolver:
         return RepoFile(
             path=found,
             content_type=content_type_for(rel),
-            # by-hash files and checksum-named repodata never change under a name.
-            immutable="/by-hash/" in rel
-            or (rel.startswith("repodata/") and rel.endswith(".xml.gz")),
+            immutable=_immutable(rel),
             etag=f'"{snapshot}:{found.stat().st_size}"',
+            modified=_snapshot_time(snapshot),
         )
 
     def _pool(self, fmt: str, stages: list[str], key: str) -> RepoFile | None:
@@ -213,3 +226,18 @@ class RepoResolver:
 
     def _raise(self, fmt: str, path: str) -> RepoFile:
         raise self._missing(fmt, path)
+
+
+def _immutable(rel: str) -> bool:
+    """by-hash files and checksum-named repodata never change under their name."""
+    return "/by-hash/" in rel or (
+        rel.startswith("repodata/") and rel.endswith((".xml.gz", ".xml.xz", ".xml.zst"))
+    )
+
+
+def _snapshot_time(snapshot: str) -> datetime | None:
+    """The time in a snapshot id (``20261121T160740291224-05029b``), UTC."""
+    try:
+        return datetime.strptime(snapshot[:21], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None

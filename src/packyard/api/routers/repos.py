@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
@@ -70,7 +72,9 @@ def _respond(request: Request, runtime: Runtime, found: RepoFile) -> Response:
         "ETag": found.etag,
         "Cache-Control": "public, max-age=31536000, immutable" if found.immutable else "no-cache",
     }
-    if _not_modified(request, found.etag):
+    if found.modified is not None:
+        headers["Last-Modified"] = format_datetime(found.modified, usegmt=True)
+    if _not_modified(request, found.etag, found.modified):
         return Response(status_code=304, headers=headers)
     if found.inline is not None:
         body = b"" if request.method == "HEAD" else found.inline
@@ -86,12 +90,22 @@ def _respond(request: Request, runtime: Runtime, found: RepoFile) -> Response:
     return FileResponse(path, media_type=found.content_type, headers=headers)
 
 
-def _not_modified(request: Request, etag: str) -> bool:
+def _not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
     """If-None-Match names ``etag`` (one of a list, weak or strong: RFC 9110's weak comparison,
-    which GET allows) or is ``*``."""
+    which GET allows) or is ``*``; without If-None-Match, If-Modified-Since is not before
+    ``modified`` (apt and pacman revalidate indexes that way)."""
     header = request.headers.get("if-none-match")
     if not header:
-        return False
+        since = request.headers.get("if-modified-since")
+        if not since or modified is None:
+            return False
+        try:
+            when = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False  # an unreadable date: answer in full, as RFC 9110 says
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return modified.replace(microsecond=0) <= when
     if header.strip() == "*":
         return True
     bare = etag.removeprefix("W/")
