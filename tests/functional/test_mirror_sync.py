@@ -233,6 +233,27 @@ def test_a_tampered_file_or_listing_is_refused_and_the_tree_stays(
     assert (dest / pool.removeprefix("/")).read_bytes() == deb.read_bytes()
 
 
+def test_an_index_damaged_on_the_servers_disk_is_refused(server: Server, tmp_path: Path) -> None:
+    # The listing carries what publishing wrote, not what the disk holds now: a Packages file
+    # altered in place on the server (bit rot, a stray editor) fails the mirror's check.
+    deb = build_deb(tmp_path / "pkgs", name="rot-stage-only", version="1.0-1")
+    advance(server, [upload(server, deb)], to="stage")
+    wait_for_publishing(server)
+    token = create_mirror(server, "rot", "apt/stage")
+    packages = server.data_dir / "publish/apt/stage/current/dists/stage/main/binary-amd64/Packages"
+    original = packages.read_bytes()
+    packages.write_bytes(flip_byte(original, len(original) // 2))  # in place, same size
+    try:
+        refused = mirror_sync(server, tmp_path / "mirror", token)
+    finally:
+        packages.write_bytes(original)
+    assert refused.returncode == 9, refused.stdout + refused.stderr
+    assert "apt/dists/stage/main/binary-amd64/" in refused.stderr
+    assert "does not match the signed listing" in refused.stderr
+    again = mirror_sync(server, tmp_path / "mirror", token)
+    assert again.returncode == 0, again.stderr
+
+
 def test_keys_that_did_not_sign_are_refused_and_reported(server: Server, tmp_path: Path) -> None:
     token = create_mirror(server, "keys", "dnf/prod")
     dest = tmp_path / "mirror"

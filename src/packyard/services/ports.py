@@ -160,6 +160,9 @@ class Signer(Protocol):
 
 
 class SnapshotWriterPort(Protocol):
+    #: relpath -> sha256 of each file ``write`` wrote.
+    digests: dict[str, str]
+
     def write(self, relpath: str, data: bytes, *, sha256: str | None = None) -> None: ...
 
     def link(self, relpath: str, source: Path) -> None:

@@ -723,19 +723,21 @@ def _publish_channel(
         store = ctx.publications
         assert store is not None
         snapshot = _snapshot_id(started)
-        manifest_bytes = _manifest(
-            {
-                "channel": channel.name,
-                "snapshot": snapshot,
-                "created_at": started.isoformat(),
-                "signed_by": signing.keys,
-            },
-            assembled,
-        )
-        manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         with store.build(channel.format, channel.stage, snapshot) as writer:
             for path, data in assembled.files.items():
                 writer.write(path, data, sha256=assembled.digests.get(path))
+            manifest_bytes = _manifest(
+                {
+                    "channel": channel.name,
+                    "snapshot": snapshot,
+                    "created_at": started.isoformat(),
+                    "signed_by": signing.keys,
+                    # What each file must hold: mirrors and pushes check the disk against it.
+                    "files": file_records(writer.digests, assembled.files),
+                },
+                assembled,
+            )
+            manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
             writer.write(MANIFEST, manifest_bytes, sha256=manifest_sha256)
     with uow(write=True) as ctx:
         _record_publication(
@@ -802,6 +804,13 @@ def _record_publication(
         after={"snapshot": snapshot, "artifacts": count, "signed_by": signing.keys},
         reason=trigger,
     )
+
+
+def file_records(
+    digests: Mapping[str, str], files: Mapping[str, bytes]
+) -> dict[str, dict[str, Any]]:
+    """A manifest's ``files``: each snapshot file's sha256 and size as it was written."""
+    return {path: {"sha256": digests[path], "size": len(files[path])} for path in sorted(files)}
 
 
 def _manifest(head: dict[str, Any], assembled: Assembled) -> bytes:

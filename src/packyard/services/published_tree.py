@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packyard.domain.errors import (
     NotFound,
@@ -125,11 +125,19 @@ def channel_tree(
             hint="list kept snapshots with `packyard publications list --history 10`",
         )
     out: dict[str, TreeFile] = {}
+    # What publishing wrote (older snapshots: what the disk holds now). A file damaged on
+    # disk since then no longer matches, so a mirror or a push refuses it (exit 9).
+    listed = manifest.get("files")
+    records: dict[str, Any] = listed if isinstance(listed, dict) else {}
     for rel in store.files(channel.format, channel.stage, snapshot):
         path = store.file(channel.format, channel.stage, rel, snapshot=snapshot)
         if path is None:
             continue
-        sha, size = digest_file(path)
+        record = records.get(rel)
+        if isinstance(record, dict) and "sha256" in record and "size" in record:
+            sha, size = str(record["sha256"]), int(record["size"])
+        else:
+            sha, size = digest_file(path)
         for url in _index_urls(ctx, channel, rel):
             out[url] = TreeFile(path=url, sha256=sha, size=size, kind="index", file=path)
     for key, entry in sorted((manifest.get("pool") or {}).items()):

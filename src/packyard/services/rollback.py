@@ -34,6 +34,7 @@ from packyard.services.publish import (
     _prune,
     _signing,
     _snapshot_id,
+    file_records,
     parse_channel,
 )
 from packyard.storage.db.models import Publication
@@ -93,6 +94,7 @@ def rollback(
             if source is None:
                 raise NotFound(f"snapshot {chosen.snapshot} lost {relpath} while rolling back")
             writer.link(relpath, source)
+        records = manifest.get("files")
         manifest_bytes = writer.write_manifest(
             {
                 **manifest,
@@ -100,6 +102,12 @@ def rollback(
                 "created_at": started.isoformat(),
                 "signed_by": signing.keys,
                 "rollback_of": chosen.snapshot,
+                # Snapshots from before the manifest recorded its files have none to carry.
+                **(
+                    {"files": {**records, **file_records(writer.digests, renewed)}}
+                    if isinstance(records, dict)
+                    else {}
+                ),
             }
         )
     if current is not None:

@@ -55,6 +55,9 @@ class SnapshotWriter:
         self.root = root
         self.objects = objects
         self.written: dict[str, int] = {}
+        #: relpath -> sha256 of what ``write`` wrote (the manifest records them: what the
+        #: snapshot should hold, checked against the disk by mirrors and pushes).
+        self.digests: dict[str, str] = {}
         #: Files to fsync before the snapshot is complete: those written in place, and new
         #: objects (a temporary name in .objects, hard-linked into the snapshot already).
         self.fresh: list[Path] = []
@@ -66,13 +69,14 @@ class SnapshotWriter:
         """Write one file; with an object store, link the stored copy of the same bytes."""
         target = self.root / _safe_relpath(relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
+        digest = sha256 or hashlib.sha256(data).hexdigest()
         if self.objects is None:
             target.write_bytes(data)
             self.fresh.append(target)
         else:
-            digest = sha256 or hashlib.sha256(data).hexdigest()
             self._link(digest, data, target)
         self.written[relpath] = len(data)
+        self.digests[relpath] = digest
 
     def link(self, relpath: str, source: Path) -> None:
         """Add the file at ``source`` (another snapshot's, the same store's) unchanged, as a
