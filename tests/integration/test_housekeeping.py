@@ -69,6 +69,10 @@ def _runtime(
         with runtime.context(write=True) as ctx:
             promotions.promote(ctx, principal=SYSTEM, ref=sha, stage="ci")
     queue.run_all(runtime)  # the uploads' and promotions' own publishes
+    with runtime.context() as ctx:  # as a first start's initial publish records it
+        layout = publish.layout_signature(ctx)
+    assert runtime.publications is not None
+    runtime.publications.set_marker(publish.LAYOUT_MARKER, layout)
     return runtime, queue, shas
 
 
@@ -182,3 +186,29 @@ def test_apt_channels_are_signed_again_before_valid_until(
         assert after.trigger == housekeeping.TRIGGER_VALID_UNTIL
     assert _signed_by(runtime, "apt/ci") == first
     assert _due(runtime) == []
+
+
+def test_channels_published_by_an_older_version_are_published_again(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    runtime, queue, _shas = _runtime(make_runtime)
+    assert runtime.publications is not None
+    assert _due(runtime) == []
+    # An upgrade: the channels on disk were written by a version with other entry kinds.
+    runtime.publications.set_marker(publish.LAYOUT_MARKER, "1;packet=packet,files=files")
+    published = _published(runtime)
+    upgrade = housekeeping.TRIGGER_UPGRADE
+    assert _due(runtime) == [(name, upgrade) for name in sorted_channels(runtime, published)]
+    assert _schedule(runtime) >= 1
+    with runtime.context() as ctx:
+        assert runtime.publications.marker(publish.LAYOUT_MARKER) == publish.layout_signature(ctx)
+    assert _due(runtime) == []  # once: the jobs are queued
+    queue.run_all(runtime)
+    with runtime.context() as ctx:
+        [current] = ctx.repos.publishing.publications(channel="apt/ci", status="current")
+        assert current.trigger == upgrade
+    # With publish.auto off, nothing is queued behind the operator's back.
+    manual, manual_queue, _ = _runtime(make_runtime, publish={"auto": False})
+    assert manual.publications is not None
+    manual.publications.set_marker(publish.LAYOUT_MARKER, "older")
+    assert _schedule(manual) == 0 and manual_queue.queued == []

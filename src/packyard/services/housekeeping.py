@@ -24,13 +24,20 @@ from datetime import timedelta
 
 from packyard.services.context import Context
 from packyard.services.keys import signing_keys
-from packyard.services.publish import Channel, channels, schedule_publish
+from packyard.services.publish import (
+    LAYOUT_MARKER,
+    Channel,
+    channels,
+    layout_signature,
+    schedule_publish,
+)
 from packyard.storage.db.models import Job
 
-__all__ = ["TRIGGER_KEYS", "TRIGGER_VALID_UNTIL", "Due", "due", "schedule_due"]
+__all__ = ["TRIGGER_KEYS", "TRIGGER_UPGRADE", "TRIGGER_VALID_UNTIL", "Due", "due", "schedule_due"]
 
 TRIGGER_KEYS = "signing keys changed"
 TRIGGER_VALID_UNTIL = "valid-until renewal"
+TRIGGER_UPGRADE = "new index layout"
 ACTOR = "system:housekeeping"
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,7 @@ def due(ctx: Context) -> list[Due]:
     keys = signing_keys(ctx)
     valid_days = ctx.settings.publish.apt.valid_days
     now = ctx.now()
+    upgraded = _layout_changed(ctx)
     out: list[Due] = []
     for channel in channels(ctx):
         rows = ctx.repos.publishing.publications(channel=channel.name, status="current", limit=1)
@@ -55,7 +63,11 @@ def due(ctx: Context) -> list[Due]:
             continue
         current = rows[0]
         signed_by = list(current.signed_by or [])
-        if keys and signed_by != keys:
+        if upgraded:
+            out.append(
+                Due(channel, TRIGGER_UPGRADE, "published by a version that wrote other indexes")
+            )
+        elif keys and signed_by != keys:
             out.append(
                 Due(
                     channel,
@@ -80,7 +92,14 @@ def due(ctx: Context) -> list[Due]:
 def schedule_due(ctx: Context) -> list[Job]:
     """Queue a publish of every channel that is due (see ``due``); returns the jobs."""
     jobs: list[Job] = []
-    for item in due(ctx):
+    if not ctx.settings.publish.auto or ctx.jobs is None:
+        return jobs  # publishing is the operator's: `packyard publish` (docs/operations.md)
+    items = due(ctx)
+    store = ctx.publications
+    if store is not None and any(item.trigger == TRIGGER_UPGRADE for item in items):
+        layout = layout_signature(ctx)
+        ctx.after_commit(lambda: store.set_marker(LAYOUT_MARKER, layout))
+    for item in items:
         log.info("republishing %s (%s): %s", item.channel.name, item.trigger, item.why)
         job = schedule_publish(
             ctx,
@@ -92,6 +111,12 @@ def schedule_due(ctx: Context) -> list[Job]:
         if job is not None and job not in jobs:
             jobs.append(job)
     return jobs
+
+
+def _layout_changed(ctx: Context) -> bool:
+    """The channels were published by a version that wrote other indexes (an upgrade)."""
+    store = ctx.publications
+    return store is not None and store.marker(LAYOUT_MARKER) != layout_signature(ctx)
 
 
 def _short(fingerprints: list[str]) -> str:

@@ -155,6 +155,10 @@ def repository_format(artifact_format: str) -> str:
     return "files"
 
 
+#: The publication store's marker naming the layout its channels were published with.
+LAYOUT_MARKER = "layout"
+
+
 def schedule_publish(
     ctx: Context,
     *,
@@ -237,6 +241,9 @@ def schedule_initial_publish(ctx: Context) -> Job | None:
     """Publish every channel once when nothing was ever published (fresh installation)."""
     if ctx.repos.publishing.publications(limit=1):
         return None
+    store, layout = ctx.publications, layout_signature(ctx)
+    if store is not None:
+        ctx.after_commit(lambda: store.set_marker(LAYOUT_MARKER, layout))
     return schedule_publish(
         ctx, stages=ctx.settings.stage_names(), actor="system", trigger="initial"
     )
@@ -1567,6 +1574,17 @@ def munki_catalog_names(ctx: Context, stage: str) -> list[str]:
         name for name, target in ctx.settings.publish.munki.catalogs.items() if target == stage
     )
     return [stage, *aliases]
+
+
+#: Bumped when what a publish writes changes beyond the entry kinds (which carry their own
+#: versions): channels published by an older version are published again (housekeeping).
+PUBLISHED_LAYOUT = 2  # 2: manifests record their files' sha256; Munki manifests
+
+
+def layout_signature(ctx: Context) -> str:
+    """What the publications of this version look like: the layout and every entry kind."""
+    kinds = ",".join(f"{fmt}={BUILDERS[fmt].entry_kind(ctx)}" for fmt in sorted(BUILDERS))
+    return f"{PUBLISHED_LAYOUT};{kinds}"
 
 
 BUILDERS: dict[str, Builder] = {

@@ -44,6 +44,7 @@ __all__ = ["LocalPublicationStore", "SnapshotWriter"]
 MANIFEST = "manifest.json"
 _OBJECTS = ".objects"
 _CACHE = ".cache"
+_MARKERS = ".markers"
 _GENERATION = ".generation"  # rewritten by cache_clear: memory copies elsewhere are dropped
 _CACHE_HEADER = 4  # CRC-32 of the payload: catches torn writes and bit rot, at memory speed
 
@@ -381,6 +382,20 @@ class LocalPublicationStore:
         tmp.write_bytes(os.urandom(16).hex().encode())
         os.replace(tmp, root / _GENERATION)
         self._memory.clear()
+
+    def marker(self, name: str) -> str | None:
+        """A small value kept with the publications (``set_marker``), or None."""
+        try:
+            return (self.root / _MARKERS / _safe_name(name)).read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def set_marker(self, name: str, value: str) -> None:
+        folder = self.root / _MARKERS
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{_safe_name(name)}.{os.getpid()}.tmp"
+        tmp.write_text(value + "\n")
+        os.replace(tmp, folder / _safe_name(name))
 
     def clean_partial(self) -> int:
         """Remove snapshots left half-written by a crash."""
