@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,3 +195,27 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
 def server(make_server: Any) -> Server:
     started: Server = make_server()
     return started
+
+
+@pytest.fixture
+def static_server() -> Iterator[Callable[[Path], str]]:
+    """serve(dir) -> base URL of a plain static web server (http.server) for that directory:
+    how a mirror's tree is served to clients."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    def serve(directory: Path) -> str:
+        handler = functools.partial(Quiet, directory=str(directory))
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield serve
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()

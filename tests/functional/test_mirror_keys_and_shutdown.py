@@ -9,15 +9,12 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 from tests.clients import (
     advance,
     apt_client,
@@ -30,29 +27,6 @@ from tests.conftest import Server, run_cli
 from tests.pkgbuild import build_deb
 
 CONFIG = {"publish": {"apt": {"architectures": ["amd64"]}}}
-
-
-@pytest.fixture
-def static_server() -> Iterator[Callable[[Path], str]]:
-    """serve(dir) -> base URL of a plain static web server (http.server) for that directory."""
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    def serve(directory: Path) -> str:
-        handler = functools.partial(Quiet, directory=str(directory))
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        servers.append(httpd)
-        return f"http://127.0.0.1:{httpd.server_address[1]}"
-
-    yield serve
-    for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def create_mirror(server: Server, name: str, *channels: str) -> str:

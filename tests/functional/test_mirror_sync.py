@@ -20,18 +20,15 @@ One server per module; each test has its own mirror, directory and package names
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -93,29 +90,6 @@ def tree_digest(dest: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def static_server() -> Iterator[functools.partial[str]]:
-    """serve(dir) -> base URL of a plain static web server (http.server) for that directory."""
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    def serve(directory: Path) -> str:
-        handler = functools.partial(Quiet, directory=str(directory))
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        servers.append(httpd)
-        return f"http://127.0.0.1:{httpd.server_address[1]}"
-
-    yield functools.partial(serve)
-    for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 def mirrors(server: Server) -> dict[str, dict[str, object]]:
     with server.client() as client:
         response = client.get("/api/v1/mirrors")
@@ -124,7 +98,7 @@ def mirrors(server: Server) -> dict[str, dict[str, object]]:
 
 
 def test_a_mirror_serves_apt_dnf_and_pacman_clients_and_follows_demotions(
-    server: Server, static_server: functools.partial[str], tmp_path: Path
+    server: Server, static_server: Callable[[Path], str], tmp_path: Path
 ) -> None:
     packages = {
         "deb": build_deb(tmp_path / "pkgs", name="mirrored-deb", version="1.0-1"),

@@ -120,6 +120,18 @@ def _boto_credentials() -> dict[str, str]:
     }
 
 
+def _server_with_a_deb_in_prod(make_server, s3: S3Endpoint, tmp_path: Path, name: str) -> Server:
+    """A server pushing to the local S3 endpoint, with one deb ``name`` 1.0-1 published in prod."""
+    server: Server = make_server(
+        config={"publish": {"apt": {"architectures": ["amd64"]}, "s3": {"endpoint_url": s3.url}}},
+        env=AWS_ENV,
+    )
+    hello = build_deb(tmp_path / "pkgs", name=name, version="1.0-1")
+    advance(server, [upload(server, hello)], to="prod")
+    wait_for_publishing(server)
+    return server
+
+
 def push(server: Server, to: str) -> tuple[subprocess.CompletedProcess[str], int]:
     """`packyard publish --to` on the server host; returns the result and how many objects
     it says it uploaded."""
@@ -284,13 +296,7 @@ def _empty_dir_env(server: Server, s3: S3Endpoint) -> dict[str, str]:
 def test_push_or_worker_outside_an_installation_refuses_and_writes_nothing(
     make_server, s3: S3Endpoint, tmp_path: Path
 ) -> None:
-    server = make_server(
-        config={"publish": {"apt": {"architectures": ["amd64"]}, "s3": {"endpoint_url": s3.url}}},
-        env=AWS_ENV,
-    )
-    hello = build_deb(tmp_path / "pkgs", name="s3-kept", version="1.0-1")
-    advance(server, [upload(server, hello)], to="prod")
-    wait_for_publishing(server)
+    server = _server_with_a_deb_in_prod(make_server, s3, tmp_path, "s3-kept")
     push(server, f"s3://{BUCKET}/site")
     keys = ["site/repos/keys/packyard.asc", "site/repos/keys/packyard.gpg"]
     assert all(s3.get(k).status_code == 200 for k in keys)
@@ -327,13 +333,7 @@ def test_push_or_worker_outside_an_installation_refuses_and_writes_nothing(
 def test_push_with_no_published_channel_deletes_nothing(
     make_server, s3: S3Endpoint, tmp_path: Path
 ) -> None:
-    server = make_server(
-        config={"publish": {"apt": {"architectures": ["amd64"]}, "s3": {"endpoint_url": s3.url}}},
-        env=AWS_ENV,
-    )
-    hello = build_deb(tmp_path / "pkgs", name="s3-kept", version="1.0-1")
-    advance(server, [upload(server, hello)], to="prod")
-    wait_for_publishing(server)
+    server = _server_with_a_deb_in_prod(make_server, s3, tmp_path, "s3-kept")
     push(server, f"s3://{BUCKET}/site")
     kept = [
         "site/repos/keys/packyard.asc",
@@ -477,13 +477,7 @@ def test_push_refuses_publish_options_it_would_ignore(tmp_path: Path) -> None:
 
 
 def test_push_shows_its_progress(make_server, s3: S3Endpoint, tmp_path: Path) -> None:
-    server = make_server(
-        config={"publish": {"apt": {"architectures": ["amd64"]}, "s3": {"endpoint_url": s3.url}}},
-        env=AWS_ENV,
-    )
-    hello = build_deb(tmp_path / "pkgs", name="s3-progress", version="1.0-1")
-    advance(server, [upload(server, hello)], to="prod")
-    wait_for_publishing(server)
+    server = _server_with_a_deb_in_prod(make_server, s3, tmp_path, "s3-progress")
     result = run_cli(
         "publish",
         "--to",
