@@ -11,7 +11,6 @@ for the grace period and being cancelled (a 500 and an ERROR traceback).
 from __future__ import annotations
 
 import asyncio
-import signal
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -199,13 +198,13 @@ def _followed(runtime: Runtime, principal: Principal) -> list[Channel]:
         return mirror_service.followed_channels(ctx, mirror_service.mirror_for(ctx, principal))
 
 
-def _server_stopping() -> bool:
+def _server_stopping(request: Request) -> bool:
     """Whether the HTTP server was told to stop. uvicorn owns SIGTERM/SIGINT in `packyard
     serve` and only sets its ``should_exit``: a running request hears nothing until the
-    graceful-shutdown timeout cancels it. Its handler is the bound ``Server.handle_exit``;
-    under anything else this is False and a long poll simply runs to its end."""
-    handler = signal.getsignal(signal.SIGTERM)
-    return getattr(getattr(handler, "__self__", None), "should_exit", False) is True
+    graceful-shutdown timeout cancels it. `packyard serve` hands its server to the app
+    (``app.state.http_server``); elsewhere this is False and a long poll runs to its end."""
+    server = getattr(request.app.state, "http_server", None)
+    return getattr(server, "should_exit", False) is True
 
 
 @router.get(
@@ -232,7 +231,7 @@ async def changes(
         cursor = mirror_service.change_cursor(state)
         if cursor != since or loop.time() >= deadline or await request.is_disconnected():
             return ChangesOut(cursor=cursor, changed=cursor != since, channels=state)
-        if _server_stopping():
+        if _server_stopping(request):
             return JSONResponse(
                 error_body(
                     "unavailable",

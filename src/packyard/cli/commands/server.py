@@ -152,13 +152,19 @@ def register(app: typer.Typer) -> None:
             f"(API docs at /api/docs, data in {settings.data_dir})",
             markup=False,
         )
-        uvicorn.run(
-            create_app(runtime),
-            host=settings.host,
-            port=settings.port,
-            log_config=uvicorn_log_config(settings.log_level, settings.log_format),
-            timeout_graceful_shutdown=5,
+        app = create_app(runtime)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_config=uvicorn_log_config(settings.log_level, settings.log_format),
+                timeout_graceful_shutdown=5,
+            )
         )
+        # Long polls (a mirror waiting for changes) end as soon as the server is told to stop.
+        app.state.http_server = server
+        server.run()
 
     @app.command()
     def init(
