@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,7 +15,19 @@ from rich.text import Text
 from packyard.cli.client import CliError
 from packyard.cli.exit_codes import exit_code_for
 
-__all__ = ["console", "err_console", "fail", "human_size", "print_json", "print_table", "short"]
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+__all__ = [
+    "console",
+    "err_console",
+    "fail",
+    "human_size",
+    "print_json",
+    "print_table",
+    "short",
+    "transfer_progress",
+]
 
 # Pipes and CI logs get a wide console so tables are not folded into unreadable columns.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -54,6 +66,31 @@ def print_table(
             *[v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in row]
         )
     console.print(table)
+
+
+def transfer_progress(label: str, *extra: Any, disable: bool = False) -> Progress:
+    """A byte-transfer progress bar on stderr (uploads, pushes, mirror downloads): ``label``
+    (a column template), bar, bytes, speed, time left, then ``extra`` columns; gone when done."""
+    from rich.progress import (  # imported here: `packyard --help` stays fast
+        BarColumn,
+        DownloadColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    return RichProgress(
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        *extra,
+        console=err_console,
+        transient=True,
+        disable=disable,
+    )
 
 
 def short(sha: str) -> str:

@@ -11,7 +11,15 @@ from rich.markup import escape
 from packyard.cli.client import CliError
 from packyard.cli.commands._common import api
 from packyard.cli.exit_codes import ExitCode
-from packyard.cli.output import console, err_console, human_size, print_json, print_table, short
+from packyard.cli.output import (
+    console,
+    err_console,
+    human_size,
+    print_json,
+    print_table,
+    short,
+    transfer_progress,
+)
 
 __all__ = ["register"]
 
@@ -84,13 +92,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upload package files (format detected from content) with a progress bar."""
         from rich.progress import (
-            BarColumn,
-            DownloadColumn,
             Progress,
             TaskID,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
         )
 
         results: list[dict[str, Any]] = []
@@ -99,16 +102,7 @@ def register(app: typer.Typer) -> None:
         with api(ctx) as client:
             for path in files:
                 size = path.stat().st_size
-                progress = Progress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    DownloadColumn(),
-                    TransferSpeedColumn(),
-                    TimeRemainingColumn(),
-                    console=err_console,
-                    transient=True,
-                    disable=as_json,
-                )
+                progress = transfer_progress("{task.description}", disable=as_json)
 
                 def body(task: TaskID, path: Path = path, progress: Progress = progress) -> Any:
                     with path.open("rb") as handle:

@@ -19,7 +19,15 @@ from rich.text import Text
 
 from packyard.cli.client import CliError
 from packyard.cli.commands._common import api
-from packyard.cli.output import console, err_console, fail, human_size, print_json, print_table
+from packyard.cli.output import (
+    console,
+    err_console,
+    fail,
+    human_size,
+    print_json,
+    print_table,
+    transfer_progress,
+)
 
 __all__ = ["push_publications", "register"]
 
@@ -60,13 +68,8 @@ def push_publications(
     only to be refused (a usage error) rather than silently ignored.
     """
     from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
         TaskID,
         TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
     )
     from rich.text import Text
 
@@ -89,15 +92,9 @@ def push_publications(
         fail(CliError("config_error", problem, hint="write s3://bucket or s3://bucket/prefix"))
 
     runtime = _local_runtime(data_dir, config)
-    bar = Progress(
-        TextColumn("push"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
+    bar = transfer_progress(
+        "push",
         TextColumn("{task.fields[objects]}"),
-        console=err_console,
-        transient=True,
         disable=not err_console.is_terminal,  # logs get the line above and the result only
     )
     task: list[TaskID] = []
@@ -305,24 +302,8 @@ class RichProgress:
     def begin(self, *, files: int, total_bytes: int) -> None:
         if not files:
             return
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
 
-        self._progress = Progress(
-            TextColumn(f"mirror: {files} files"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-        )
+        self._progress = transfer_progress(f"mirror: {files} files")
         self._progress.start()
         self._task = self._progress.add_task("download", total=total_bytes)
 
