@@ -356,6 +356,23 @@ def _dnf_primary(runtime: Runtime) -> bytes:
     return gzip.decompress(path.read_bytes())
 
 
+def test_an_rpm_entry_does_not_depend_on_the_files_mtime(tmp_path: Path) -> None:
+    # The same signed rpm is read from a temporary file when signed and from the blob store
+    # later: its primary entry must not change with the file's mtime (<time file=...>).
+    import os
+    import shutil
+
+    from tests.pkgbuild import build_rpm
+
+    from packyard.integrations.createrepo import rpm_chunks
+
+    rpm = build_rpm(tmp_path / "rpms", name="mtime-free", version="1.0")
+    copy = tmp_path / "copy.rpm"
+    shutil.copyfile(rpm, copy)
+    os.utime(copy, (1_000_000_000, 1_000_000_000))
+    assert rpm_chunks(copy, location_href="x.rpm") == rpm_chunks(rpm, location_href="x.rpm")
+
+
 def test_dnf_full_and_recompute_reuse_the_signed_rpms_and_resign_a_lost_one(
     make_runtime: Callable[..., Runtime], tmp_path: Path
 ) -> None:

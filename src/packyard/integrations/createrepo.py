@@ -34,6 +34,10 @@ def rpm_chunks(path: Path, *, location_href: str) -> RpmChunks:
         raise InvalidArtifact(
             f"createrepo_c could not read the rpm: {exc}", hint="rebuild the package with rpmbuild"
         ) from exc
+    # createrepo_c writes the file's mtime as <time file=...>: here the same signed rpm sits
+    # in a temporary file once and in the blob store after, a second apart at times, and the
+    # entry must not depend on that. The build time is the package's own (dnf shows neither).
+    package.time_file = package.time_build
     return RpmChunks(
         primary=cr.xml_dump_primary(package),
         filelists=cr.xml_dump_filelists(package),
