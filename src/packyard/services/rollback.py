@@ -60,8 +60,10 @@ def rollback(
     target = parse_channel(ctx, channel)
     store = ctx.publications
     assert store is not None
+    # The live row locked first (as publishing does): a publish of this channel finishing
+    # meanwhile waits, or is seen.
+    current = ctx.repos.publishing.current(target.name)
     rows = list(ctx.repos.publishing.publications(channel=target.name, statuses=_KEPT, limit=1000))
-    current = next((p for p in rows if p.status == "current"), None)
     chosen = _choose(ctx, target, rows, current, to)
     if current is not None and chosen.id == current.id:
         return chosen
