@@ -787,19 +787,15 @@ def _record_publication(
     current = ctx.repos.publishing.current(channel.name)
     if current is not None:
         current.status = "superseded"
-    ctx.repos.publishing.add_publication(
-        Publication(
-            channel=channel.name,
-            format=channel.format,
-            stage=channel.stage,
-            snapshot=snapshot,
-            created_at=started.replace(tzinfo=None),
-            artifact_count=count,
-            signed_by=signing.keys,
-            status="current",
-            trigger=trigger,
-            manifest_sha256=manifest_sha256,
-        )
+    add_current_publication(
+        ctx,
+        channel=channel,
+        snapshot=snapshot,
+        started=started,
+        count=count,
+        signing=signing,
+        manifest_sha256=manifest_sha256,
+        trigger=trigger,
     )
     record(
         ctx,
@@ -818,6 +814,34 @@ def file_records(
 ) -> dict[str, dict[str, Any]]:
     """A manifest's ``files``: each snapshot file's sha256 and size as it was written."""
     return {path: {"sha256": digests[path], "size": len(files[path])} for path in sorted(files)}
+
+
+def add_current_publication(
+    ctx: Context,
+    *,
+    channel: Channel,
+    snapshot: str,
+    started: datetime,
+    count: int,
+    signing: Signing,
+    manifest_sha256: str,
+    trigger: str,
+) -> Publication:
+    """The row of a new snapshot, live from now on (the caller retires the previous one)."""
+    return ctx.repos.publishing.add_publication(
+        Publication(
+            channel=channel.name,
+            format=channel.format,
+            stage=channel.stage,
+            snapshot=snapshot,
+            created_at=started.replace(tzinfo=None),
+            artifact_count=count,
+            signed_by=signing.keys,
+            status="current",
+            trigger=trigger,
+            manifest_sha256=manifest_sha256,
+        )
+    )
 
 
 def _manifest(head: dict[str, Any], assembled: Assembled) -> bytes:

@@ -34,6 +34,7 @@ from packyard.services.publish import (
     _prune,
     _signing,
     _snapshot_id,
+    add_current_publication,
     file_records,
     parse_channel,
 )
@@ -114,19 +115,15 @@ def rollback(
         )
     if current is not None:
         current.status = "rolled_back"
-    publication = ctx.repos.publishing.add_publication(
-        Publication(
-            channel=target.name,
-            format=target.format,
-            stage=target.stage,
-            snapshot=snapshot,
-            created_at=started.replace(tzinfo=None),
-            artifact_count=chosen.artifact_count,
-            signed_by=signing.keys,
-            status="current",
-            trigger=TRIGGER,
-            manifest_sha256=_sha256(manifest_bytes),
-        )
+    publication = add_current_publication(
+        ctx,
+        channel=target,
+        snapshot=snapshot,
+        started=started,
+        count=chosen.artifact_count,
+        signing=signing,
+        manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+        trigger=TRIGGER,
     )
     record(
         ctx,
@@ -225,7 +222,3 @@ def _renewed_files(
                 else signing.detach(signed, armor=False, all_keys=False)
             )
     return out
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
